@@ -1,0 +1,12 @@
+//! `runbook` runs rollback procedures written as versioned Rhai scripts.
+//!
+//! The host registers primitives (model registry, filesystem, git, processes, validation)
+//! into an embedded Rhai engine and runs a runbook step by step, logging every step and every
+//! action to `.runbook/runs/<run-id>.jsonl`. Every change to the workspace goes through one
+//! effect layer, which in a dry run records the change in an in-memory overlay instead of
+//! applying it. See `ARCHITECTURE.md` for the map of the code and its invariants.
+
+pub mod cli;
+pub mod error;
+
+pub use error::{Error, Result};
