@@ -1,5 +1,250 @@
-//! Command-line front end (placeholder while the engine lands).
+//! The command line: clap definitions, turned into validated options, dispatched to the
+//! library. Nothing below this module sees raw flags, and nothing here touches a workspace.
 
+use crate::error::{Error, Result};
+use crate::journal::Console;
+use crate::runner::{self, RunOptions};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default `--timeout`: long enough for any rollback, short enough that a hung script
+/// does not hold an incident hostage.
+pub const DEFAULT_TIMEOUT: &str = "10m";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runbook",
+    version,
+    about = "Run rollback procedures written as versioned Rhai scripts, with a step log and a faithful dry run.",
+    long_about = "Run rollback procedures written as versioned Rhai scripts.\n\n\
+        A runbook is a `.rhai` file with a `//!` header (name, version, description, parameters) and \
+        `step \"name\" { ... }` blocks that call primitives: `registry::`, `fs::`, `process::` and more \
+        (`runbook docs` lists them). Every run writes a JSON Lines log to `.runbook/runs/<run-id>.jsonl` \
+        in the workspace; removed and overwritten files go to `.runbook/trash/<run-id>/`.",
+    after_help = "Examples:\n  runbook demo                                   build a demo workspace and roll it back\n  runbook run runbooks/full_rollback.rhai --dry-run   show what a rollback would do\n  runbook run runbooks/full_rollback.rhai --param model=sl_forecaster\n  runbook check runbooks/*.rhai\n  runbook trash list\n\nExit codes: 0 success, 1 the runbook failed (step error, assertion, timeout, refused action), 2 usage error or a script that does not compile."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a runbook against a workspace.
+    #[command(
+        after_help = "Every path a primitive takes is relative to the workspace. In a dry run no byte of the workspace changes (except the run log under .runbook/), yet later steps see the state earlier steps would have produced; the run ends with the plan, grouped by kind."
+    )]
+    Run {
+        /// The runbook file, e.g. runbooks/full_rollback.rhai.
+        file: PathBuf,
+        /// The workspace the runbook works on.
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Show what would happen, change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Set a parameter the runbook declares in its header (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Stop the run after this long (500ms, 30s, 5m, 1h); `0` or `none` disables it.
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
+        timeout: String,
+        /// Print nothing but errors; the run log is still written.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Parse and check runbooks without running them: header, syntax, calls to primitives.
+    Check {
+        /// Runbook files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the runbooks in a directory with name, version, description and parameters.
+    List {
+        /// Directory of runbooks.
+        #[arg(default_value = "runbooks")]
+        dir: PathBuf,
+    },
+    /// Print the reference of every primitive: signature, description, example.
+    Docs,
+    /// Create a demo workspace (no Python needed) and run the full rollback in it.
+    #[command(
+        after_help = "The demo workspace holds a model registry with five versions of `sl_forecaster` (v5 in production and broken), model files, configs, validation data, runbooks, and a git history. It is created in DIR, or in a new temp directory."
+    )]
+    Demo {
+        /// Where to create the workspace (must not exist or be empty); default: a temp directory.
+        dir: Option<PathBuf>,
+        /// Run the rollback as a dry run.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Only create the workspace; do not run anything.
+        #[arg(long)]
+        no_run: bool,
+    },
+    /// Inspect, restore or purge files that runs removed or overwrote.
+    Trash {
+        #[command(subcommand)]
+        action: TrashAction,
+        /// The workspace whose trash to use.
+        #[arg(
+            long,
+            short = 'w',
+            value_name = "DIR",
+            default_value = ".",
+            global = true
+        )]
+        workspace: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TrashAction {
+    /// List what each run put in the trash.
+    List,
+    /// Move files from a run's trash back to where they were (never overwrites).
+    Restore {
+        /// The run id (see `runbook trash list`).
+        run_id: String,
+        /// Only these workspace paths (default: everything from that run).
+        paths: Vec<String>,
+    },
+    /// Delete a run's trash for good (or all of it with --all).
+    Purge {
+        /// The run id to purge.
+        run_id: Option<String>,
+        /// Purge the trash of every run.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn parse_param(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Option<Duration>> {
+    match text.trim() {
+        "0" | "none" | "off" => Ok(None),
+        t => runner::parse_duration(t)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("--timeout: {e}"))),
+    }
+}
+
+/// Entry point of the binary: returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            e.code()
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<i32> {
+    match command {
+        Command::Run {
+            file,
+            workspace,
+            dry_run,
+            params,
+            timeout,
+            quiet,
+        } => {
+            let opts = RunOptions {
+                file,
+                workspace,
+                dry_run,
+                params,
+                timeout: parse_timeout(&timeout)?,
+                console: if quiet {
+                    Console::Quiet
+                } else {
+                    Console::Stdout
+                },
+            };
+            runner::run(&opts)?;
+            Ok(0)
+        }
+        Command::Check { files } => {
+            let mut failed = 0;
+            for f in &files {
+                match runner::check(f) {
+                    Ok(c) => println!(
+                        "ok  {}  ({} {}, {} step(s))",
+                        f.display(),
+                        c.header.name,
+                        c.header.version,
+                        c.steps
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}", e.render());
+                    }
+                }
+            }
+            Ok(if failed > 0 { 2 } else { 0 })
+        }
+        Command::List { dir } => {
+            let listed = runner::list(&dir)?;
+            if listed.is_empty() {
+                println!("no runbooks (*.rhai) in `{}`", dir.display());
+            }
+            for l in listed {
+                match l.header {
+                    Ok(h) => {
+                        println!(
+                            "{}  {} {}\n    {}",
+                            l.path.display(),
+                            h.name,
+                            h.version,
+                            h.description
+                        );
+                        for p in &h.params {
+                            println!(
+                                "    --param {}=<{}>  default {}  {}",
+                                p.name,
+                                p.ty.name(),
+                                runner::describe_default(&p.default, p.optional),
+                                p.description
+                            );
+                        }
+                    }
+                    Err(e) => println!("{}  (invalid header: {e})", l.path.display()),
+                }
+            }
+            Ok(0)
+        }
+        Command::Docs => {
+            print!("{}", runner::docs());
+            Ok(0)
+        }
+        Command::Demo {
+            dir,
+            dry_run,
+            no_run,
+        } => crate::demo::demo(dir, dry_run, no_run),
+        Command::Trash { action, workspace } => match action {
+            TrashAction::List => crate::trash::list(&workspace).map(|_| 0),
+            TrashAction::Restore { run_id, paths } => {
+                crate::trash::restore(&workspace, &run_id, &paths).map(|_| 0)
+            }
+            TrashAction::Purge { run_id, all } => {
+                crate::trash::purge(&workspace, run_id.as_deref(), all).map(|_| 0)
+            }
+        },
+    }
 }

@@ -3,10 +3,21 @@
 //! The host registers primitives (model registry, filesystem, git, processes, validation)
 //! into an embedded Rhai engine and runs a runbook step by step, logging every step and every
 //! action to `.runbook/runs/<run-id>.jsonl`. Every change to the workspace goes through one
-//! effect layer, which in a dry run records the change in an in-memory overlay instead of
-//! applying it. See `ARCHITECTURE.md` for the map of the code and its invariants.
+//! effect layer ([`effects`]), which in a dry run records the change in an in-memory overlay
+//! instead of applying it. See `ARCHITECTURE.md` for the map of the code and its invariants.
+//!
+//! Embedding: build a [`runner::RunOptions`] and call [`runner::run`].
 
 pub mod cli;
+pub mod context;
+pub mod demo;
+pub mod effects;
+pub mod engine;
 pub mod error;
+pub mod header;
+pub mod journal;
+pub mod primitives;
+pub mod runner;
+pub mod trash;
 
 pub use error::{Error, Result};

@@ -1,0 +1,70 @@
+//! The state one run shares between the engine and every primitive: the workspace (through
+//! its effect layer), the journal, the run's clock, and caches of parsed files.
+//!
+//! Primitives hold an `Rc<RunContext>`; a run is single-threaded, so interior mutability
+//! through `RefCell` is enough and nothing here needs to be `Send`.
+
+use crate::effects::Workspace;
+use crate::error::Error;
+use crate::journal::Journal;
+use chrono::{DateTime, Utc};
+use rhai::{Dynamic, EvalAltResult, Position};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub struct RunContext {
+    pub ws: Workspace,
+    pub journal: Journal,
+    pub started: DateTime<Utc>,
+    /// A fatal error (sandbox violation) that scripts must not catch, kept here while Rhai
+    /// unwinds with an uncatchable termination.
+    fatal: RefCell<Option<Error>>,
+    /// The parsed registry, reused while nothing has changed the workspace since.
+    pub registry_cache: RefCell<Option<crate::primitives::registry::Cached>>,
+}
+
+pub type Ctx = Rc<RunContext>;
+
+/// The token an uncatchable termination carries when the real error is in `RunContext::fatal`.
+pub const FATAL_TOKEN: &str = "runbook:fatal";
+
+impl RunContext {
+    pub fn new(ws: Workspace, journal: Journal) -> Ctx {
+        Rc::new(RunContext {
+            ws,
+            journal,
+            started: Utc::now(),
+            fatal: RefCell::new(None),
+            registry_cache: RefCell::new(None),
+        })
+    }
+
+    /// The run's timestamp in the plan's backup format, `YYYYmmdd_HHMMSS`.
+    pub fn stamp(&self) -> String {
+        self.started.format("%Y%m%d_%H%M%S").to_string()
+    }
+
+    /// Turn a primitive's error into a Rhai error. Sandbox violations end the run and cannot
+    /// be caught by the script; everything else is an ordinary runtime error a script may
+    /// `try`/`catch`.
+    pub fn fail(&self, err: Error) -> Box<EvalAltResult> {
+        match err {
+            Error::Sandbox { .. } => {
+                let msg = err.to_string();
+                *self.fatal.borrow_mut() = Some(err);
+                Box::new(EvalAltResult::ErrorTerminated(
+                    Dynamic::from(format!("{FATAL_TOKEN}:{msg}")),
+                    Position::NONE,
+                ))
+            }
+            other => Box::new(EvalAltResult::ErrorRuntime(
+                other.to_string().into(),
+                Position::NONE,
+            )),
+        }
+    }
+
+    pub fn take_fatal(&self) -> Option<Error> {
+        self.fatal.borrow_mut().take()
+    }
+}

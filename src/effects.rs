@@ -1,0 +1,1030 @@
+//! The effect layer: the one place where the workspace is read and changed.
+//!
+//! Every primitive reaches the workspace through a [`Workspace`]. It does three jobs:
+//!
+//! * **Sandbox.** Paths are relative to the workspace root. Absolute paths, `..` that climbs
+//!   out, and symlinks that point outside are refused before any I/O. `.runbook/` (logs and
+//!   trash) and `.git/` cannot be changed by scripts.
+//! * **Nothing lost.** Writes go to a temp file that is renamed over the target, so a crash
+//!   leaves the old or the new file, never half of one. A file that is removed or overwritten
+//!   is moved (or hard-linked) into `.runbook/trash/<run-id>/<its path>` first, where
+//!   `runbook trash` can restore it until the user purges it.
+//! * **Dry run.** In a dry run nothing on disk changes: mutations land in an in-memory
+//!   overlay instead, and every read consults the overlay first. Later steps of a dry run
+//!   therefore see the state earlier steps would have produced, and there is no second code
+//!   path that could drift from the real one: the decision is taken here, next to the I/O.
+
+use crate::error::{Error, Result};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+/// A normalised workspace-relative path: `/`-separated, no `.` or `..`, no trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelPath(String);
+
+impl RelPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn join(&self, child: &str) -> RelPath {
+        if self.0.is_empty() {
+            RelPath(child.to_string())
+        } else {
+            RelPath(format!("{}/{}", self.0, child))
+        }
+    }
+
+    pub fn parent(&self) -> Option<RelPath> {
+        if self.0.is_empty() {
+            return None;
+        }
+        Some(RelPath(
+            self.0
+                .rsplit_once('/')
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default(),
+        ))
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
+    }
+
+    /// True when `self` is `dir` or lies below it.
+    pub fn is_within(&self, dir: &RelPath) -> bool {
+        dir.0.is_empty()
+            || self.0 == dir.0
+            || (self.0.starts_with(&dir.0) && self.0.as_bytes().get(dir.0.len()) == Some(&b'/'))
+    }
+
+    fn first_component(&self) -> &str {
+        self.0.split('/').next().unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for RelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str(".")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+/// The content of a file as the run sees it: on disk, or in the dry-run overlay.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Disk(PathBuf),
+    Bytes(Rc<[u8]>),
+}
+
+impl Content {
+    pub fn bytes(&self, display: &RelPath) -> Result<Rc<[u8]>> {
+        match self {
+            Content::Bytes(b) => Ok(b.clone()),
+            Content::Disk(p) => fs::read(p)
+                .map(Rc::from)
+                .map_err(|e| Error::io(display.to_string(), "read", e)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    File {
+        content: Content,
+        mtime: SystemTime,
+    },
+    /// A directory made in the dry run. `shadows_disk` is set when it replaced a removed
+    /// directory, so what was on disk below it no longer counts.
+    Dir {
+        shadows_disk: bool,
+    },
+    Removed,
+}
+
+enum Lookup {
+    Overlay(Entry),
+    /// Below a directory the overlay removed.
+    Hidden,
+    Disk,
+}
+
+/// A file found by a listing, with its modification time.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub path: RelPath,
+    pub mtime: SystemTime,
+}
+
+pub struct Workspace {
+    root: PathBuf,
+    dry_run: bool,
+    run_id: String,
+    overlay: RefCell<BTreeMap<RelPath, Entry>>,
+    generation: Cell<u64>,
+}
+
+impl Workspace {
+    /// Open a workspace rooted at `root`, which must be an existing directory.
+    pub fn open(root: &Path, run_id: &str, dry_run: bool) -> Result<Workspace> {
+        let root = fs::canonicalize(root)
+            .map_err(|e| Error::io(root.display().to_string(), "open the workspace", e))?;
+        if !root.is_dir() {
+            return Err(Error::Usage(format!(
+                "workspace `{}` is not a directory",
+                root.display()
+            )));
+        }
+        Ok(Workspace {
+            root,
+            dry_run,
+            run_id: run_id.to_string(),
+            overlay: RefCell::new(BTreeMap::new()),
+            generation: Cell::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Bumped by every change (real or simulated): caches of parsed files compare it.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    fn bump(&self) {
+        self.generation.set(self.generation.get() + 1);
+    }
+
+    pub fn abs(&self, rel: &RelPath) -> PathBuf {
+        if rel.is_root() {
+            self.root.clone()
+        } else {
+            self.root.join(&rel.0)
+        }
+    }
+
+    // ----- sandbox ---------------------------------------------------------------------
+
+    /// Check a script-given path and normalise it. Refuses absolute paths, `..` that leaves
+    /// the workspace, and existing symlinks on the way that point outside.
+    pub fn resolve(&self, path: &str) -> Result<RelPath> {
+        let trimmed = path.trim();
+        if trimmed.is_empty() {
+            return Err(Error::invalid(
+                "path",
+                "an empty path was given; name a file inside the workspace",
+            ));
+        }
+        let mut parts: Vec<&str> = Vec::new();
+        for comp in Path::new(trimmed).components() {
+            match comp {
+                Component::Normal(s) => {
+                    let s = s.to_str().ok_or_else(|| {
+                        Error::invalid(format!("path `{trimmed}`"), "is not valid UTF-8")
+                    })?;
+                    parts.push(s);
+                }
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        return Err(Error::sandbox(trimmed, "`..` leads out of the workspace"));
+                    }
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(Error::sandbox(
+                        trimmed,
+                        "absolute paths are not allowed; give a path relative to the workspace",
+                    ));
+                }
+            }
+        }
+        let rel = RelPath(parts.join("/"));
+        self.check_links(trimmed, &rel)?;
+        Ok(rel)
+    }
+
+    fn check_links(&self, given: &str, rel: &RelPath) -> Result<()> {
+        let mut p = self.root.clone();
+        for part in rel.0.split('/').filter(|s| !s.is_empty()) {
+            p.push(part);
+            match fs::symlink_metadata(&p) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    let inside = fs::canonicalize(&p)
+                        .map(|t| t.starts_with(&self.root))
+                        .unwrap_or(false);
+                    if !inside {
+                        return Err(Error::sandbox(
+                            given,
+                            format!(
+                                "`{}` is a symlink that points outside the workspace (or nowhere)",
+                                p.strip_prefix(&self.root).unwrap_or(&p).display()
+                            ),
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve a path a script wants to change. `.runbook/` and `.git/` are off limits.
+    pub fn resolve_writable(&self, path: &str) -> Result<RelPath> {
+        let rel = self.resolve(path)?;
+        if rel.is_root() {
+            return Err(Error::sandbox(
+                path,
+                "the workspace root itself cannot be changed",
+            ));
+        }
+        match rel.first_component() {
+            ".runbook" => Err(Error::sandbox(
+                path,
+                "`.runbook/` holds the run logs and the trash; scripts cannot change it",
+            )),
+            ".git" => Err(Error::sandbox(
+                path,
+                "`.git/` is changed only through the git primitives",
+            )),
+            _ => Ok(rel),
+        }
+    }
+
+    // ----- reads -------------------------------------------------------------------------
+
+    fn lookup(&self, rel: &RelPath) -> Lookup {
+        let overlay = self.overlay.borrow();
+        if overlay.is_empty() {
+            return Lookup::Disk;
+        }
+        if let Some(e) = overlay.get(rel) {
+            return Lookup::Overlay(e.clone());
+        }
+        let mut cur = rel.parent();
+        while let Some(dir) = cur {
+            match overlay.get(&dir) {
+                Some(Entry::Removed) | Some(Entry::Dir { shadows_disk: true }) => {
+                    return Lookup::Hidden
+                }
+                Some(Entry::File { .. }) => return Lookup::Hidden,
+                _ => {}
+            }
+            cur = dir.parent();
+        }
+        Lookup::Disk
+    }
+
+    /// The content of a file, from the overlay or the disk.
+    pub fn content(&self, rel: &RelPath) -> Result<Content> {
+        let not_found = || {
+            Error::io(
+                rel.to_string(),
+                "read",
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        };
+        match self.lookup(rel) {
+            Lookup::Overlay(Entry::File { content, .. }) => Ok(content),
+            Lookup::Overlay(Entry::Dir { .. }) => Err(Error::invalid(
+                format!("`{rel}`"),
+                "is a directory, not a file",
+            )),
+            Lookup::Overlay(Entry::Removed) | Lookup::Hidden => Err(not_found()),
+            Lookup::Disk => {
+                let abs = self.abs(rel);
+                match fs::metadata(&abs) {
+                    Ok(md) if md.is_dir() => Err(Error::invalid(
+                        format!("`{rel}`"),
+                        "is a directory, not a file",
+                    )),
+                    Ok(_) => Ok(Content::Disk(abs)),
+                    Err(e) => Err(Error::io(rel.to_string(), "read", e)),
+                }
+            }
+        }
+    }
+
+    pub fn read(&self, rel: &RelPath) -> Result<Rc<[u8]>> {
+        self.content(rel)?.bytes(rel)
+    }
+
+    pub fn read_string(&self, rel: &RelPath) -> Result<String> {
+        let bytes = self.read(rel)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::invalid(format!("`{rel}`"), "is not UTF-8 text"))
+    }
+
+    /// Does the path exist (file or directory) in the state the run sees?
+    pub fn exists(&self, rel: &RelPath) -> bool {
+        match self.lookup(rel) {
+            Lookup::Overlay(Entry::Removed) | Lookup::Hidden => false,
+            Lookup::Overlay(_) => true,
+            Lookup::Disk => {
+                fs::symlink_metadata(self.abs(rel)).is_ok() || self.overlay_has_children(rel)
+            }
+        }
+    }
+
+    pub fn is_dir(&self, rel: &RelPath) -> bool {
+        match self.lookup(rel) {
+            Lookup::Overlay(Entry::Dir { .. }) => true,
+            Lookup::Overlay(_) | Lookup::Hidden => false,
+            Lookup::Disk => self.abs(rel).is_dir() || self.overlay_has_children(rel),
+        }
+    }
+
+    fn overlay_has_children(&self, rel: &RelPath) -> bool {
+        let overlay = self.overlay.borrow();
+        overlay
+            .iter()
+            .any(|(p, e)| !matches!(e, Entry::Removed) && p != rel && p.is_within(rel))
+    }
+
+    pub fn mtime(&self, rel: &RelPath) -> Result<SystemTime> {
+        match self.lookup(rel) {
+            Lookup::Overlay(Entry::File { mtime, .. }) => Ok(mtime),
+            Lookup::Overlay(Entry::Dir { .. }) => Ok(SystemTime::now()),
+            Lookup::Overlay(Entry::Removed) | Lookup::Hidden => Err(Error::io(
+                rel.to_string(),
+                "read the modification time of",
+                io::Error::from(io::ErrorKind::NotFound),
+            )),
+            Lookup::Disk => fs::metadata(self.abs(rel))
+                .and_then(|m| m.modified())
+                .map_err(|e| Error::io(rel.to_string(), "read the modification time of", e)),
+        }
+    }
+
+    /// Every file below `dir` (recursively), as the run sees them, sorted by path.
+    /// Symlinks are listed but not followed.
+    pub fn walk_files(&self, dir: &RelPath) -> Result<Vec<Listed>> {
+        self.walk_filtered(dir, &mut |_| true)
+    }
+
+    /// Like [`walk_files`](Self::walk_files) but only keeps files for which `keep` holds;
+    /// the filter runs before the file's metadata is read.
+    pub fn walk_filtered(
+        &self,
+        dir: &RelPath,
+        keep: &mut dyn FnMut(&RelPath) -> bool,
+    ) -> Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        let hidden_root = matches!(
+            self.lookup(dir),
+            Lookup::Hidden
+                | Lookup::Overlay(Entry::Removed)
+                | Lookup::Overlay(Entry::Dir { shadows_disk: true })
+        );
+        let abs = self.abs(dir);
+        if !hidden_root && abs.is_dir() {
+            let overlay_empty = self.overlay.borrow().is_empty();
+            for entry in walkdir::WalkDir::new(&abs).follow_links(false).min_depth(1) {
+                let entry = entry.map_err(|e| {
+                    let path = e
+                        .path()
+                        .map(|p| {
+                            p.strip_prefix(&self.root)
+                                .unwrap_or(p)
+                                .display()
+                                .to_string()
+                        })
+                        .unwrap_or_else(|| dir.to_string());
+                    Error::io(
+                        path,
+                        "list",
+                        e.into_io_error()
+                            .unwrap_or_else(|| io::Error::other("filesystem loop")),
+                    )
+                })?;
+                if entry.file_type().is_dir() {
+                    continue;
+                }
+                let Ok(rel_part) = entry.path().strip_prefix(&self.root) else {
+                    continue;
+                };
+                let Some(rel_str) = rel_part.to_str() else {
+                    continue;
+                };
+                let rel = RelPath(rel_str.to_string());
+                if rel.first_component() == ".runbook" || !keep(&rel) {
+                    continue;
+                }
+                if !overlay_empty && !matches!(self.lookup(&rel), Lookup::Disk) {
+                    continue; // the overlay's version (if any) is added below
+                }
+                let mtime = entry
+                    .metadata()
+                    .map_err(|e| {
+                        Error::io(
+                            rel.to_string(),
+                            "read the metadata of",
+                            e.into_io_error()
+                                .unwrap_or_else(|| io::Error::other("metadata")),
+                        )
+                    })?
+                    .modified()
+                    .map_err(|e| Error::io(rel.to_string(), "read the modification time of", e))?;
+                out.push(Listed { path: rel, mtime });
+            }
+        }
+        for (p, e) in self.overlay.borrow().iter() {
+            if let Entry::File { mtime, .. } = e {
+                if p.is_within(dir) && p != dir && keep(p) {
+                    if let Lookup::Overlay(_) = self.lookup(p) {
+                        out.push(Listed {
+                            path: p.clone(),
+                            mtime: *mtime,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Files and directories matching a glob pattern relative to the workspace, sorted.
+    pub fn glob(&self, pattern: &str) -> Result<Vec<RelPath>> {
+        let trimmed = pattern.trim();
+        if trimmed.starts_with('/') || trimmed.split('/').any(|c| c == "..") {
+            return Err(Error::sandbox(
+                trimmed,
+                "glob patterns must stay inside the workspace: no absolute paths, no `..`",
+            ));
+        }
+        let compiled = glob::Pattern::new(trimmed)
+            .map_err(|e| Error::invalid(format!("glob pattern `{trimmed}`"), e.to_string()))?;
+        let full = format!(
+            "{}/{}",
+            glob::Pattern::escape(&self.root.to_string_lossy()),
+            trimmed
+        );
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: true,
+        };
+        let mut out = Vec::new();
+        let paths = glob::glob_with(&full, opts)
+            .map_err(|e| Error::invalid(format!("glob pattern `{trimmed}`"), e.to_string()))?;
+        for p in paths.flatten() {
+            let Ok(rel_part) = p.strip_prefix(&self.root) else {
+                continue;
+            };
+            let Some(s) = rel_part.to_str() else { continue };
+            let rel = RelPath(s.trim_end_matches('/').to_string());
+            if rel.first_component() == ".runbook" {
+                continue;
+            }
+            if matches!(self.lookup(&rel), Lookup::Disk) {
+                out.push(rel);
+            }
+        }
+        for (p, e) in self.overlay.borrow().iter() {
+            if !matches!(e, Entry::Removed)
+                && compiled.matches_with(&p.0, opts)
+                && matches!(self.lookup(p), Lookup::Overlay(_))
+            {
+                out.push(p.clone());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    // ----- changes ---------------------------------------------------------------------
+
+    /// Write a file atomically. An existing file's old content is kept in the trash; its
+    /// trash path is returned.
+    pub fn write(&self, rel: &RelPath, bytes: &[u8]) -> Result<Option<RelPath>> {
+        if self.is_dir(rel) {
+            return Err(Error::invalid(
+                format!("`{rel}`"),
+                "is a directory; cannot write a file over it",
+            ));
+        }
+        let existed = self.exists(rel);
+        self.bump();
+        if self.dry_run {
+            let trash = existed.then(|| self.trash_path(rel));
+            self.set(
+                rel,
+                Entry::File {
+                    content: Content::Bytes(Rc::from(bytes)),
+                    mtime: SystemTime::now(),
+                },
+            );
+            return Ok(trash);
+        }
+        let abs = self.abs(rel);
+        let trash = if existed {
+            let t = self.trash_path(rel);
+            let tabs = self.abs(&t);
+            create_parent(&tabs, &t)?;
+            // A hard link keeps the old bytes without copying them; the rename below then
+            // swaps the new file in atomically.
+            if fs::hard_link(&abs, &tabs).is_err() {
+                fs::copy(&abs, &tabs)
+                    .map_err(|e| Error::io(rel.to_string(), "keep the old content of", e))?;
+            }
+            Some(t)
+        } else {
+            None
+        };
+        atomic_write(&abs, bytes).map_err(|e| Error::io(rel.to_string(), "write", e))?;
+        Ok(trash)
+    }
+
+    /// Append to a file (creating it). Used for append-only logs such as the registry history.
+    pub fn append(&self, rel: &RelPath, bytes: &[u8]) -> Result<()> {
+        self.bump();
+        if self.dry_run {
+            let mut data = if self.exists(rel) {
+                self.read(rel)?.to_vec()
+            } else {
+                Vec::new()
+            };
+            data.extend_from_slice(bytes);
+            self.set(
+                rel,
+                Entry::File {
+                    content: Content::Bytes(Rc::from(data)),
+                    mtime: SystemTime::now(),
+                },
+            );
+            return Ok(());
+        }
+        let abs = self.abs(rel);
+        create_parent(&abs, rel)?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&abs)
+            .map_err(|e| Error::io(rel.to_string(), "open for appending", e))?;
+        // One write call per record: O_APPEND keeps concurrent records whole.
+        f.write_all(bytes)
+            .and_then(|_| f.sync_data())
+            .map_err(|e| Error::io(rel.to_string(), "append to", e))
+    }
+
+    /// Move a file or directory into the trash. Returns where it went (or would go).
+    pub fn remove(&self, rel: &RelPath) -> Result<RelPath> {
+        if !self.exists(rel) {
+            return Err(Error::io(
+                rel.to_string(),
+                "remove",
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        let trash = self.trash_path(rel);
+        self.bump();
+        if self.dry_run {
+            self.clear_below(rel);
+            self.set(rel, Entry::Removed);
+            return Ok(trash);
+        }
+        let tabs = self.abs(&trash);
+        create_parent(&tabs, &trash)?;
+        fs::rename(self.abs(rel), &tabs)
+            .map_err(|e| Error::io(rel.to_string(), "move to the trash", e))?;
+        Ok(trash)
+    }
+
+    /// Copy a file or a directory tree. The destination must not exist: a copy never
+    /// overwrites. A tree is copied into a temp directory first and renamed into place, so
+    /// the destination appears whole or not at all. Returns the number of files copied.
+    pub fn copy(&self, src: &RelPath, dst: &RelPath) -> Result<usize> {
+        self.check_destination(src, dst, "copy")?;
+        self.bump();
+        let is_dir = self.is_dir(src);
+        if self.dry_run {
+            if !is_dir {
+                let content = self.content(src)?;
+                self.set(
+                    dst,
+                    Entry::File {
+                        content,
+                        mtime: self.mtime(src)?,
+                    },
+                );
+                return Ok(1);
+            }
+            let files = self.walk_files(src)?;
+            self.set(
+                dst,
+                Entry::Dir {
+                    shadows_disk: false,
+                },
+            );
+            for f in &files {
+                let suffix = &f.path.0[src.0.len() + 1..];
+                let content = self.content(&f.path)?;
+                self.set(
+                    &dst.join(suffix),
+                    Entry::File {
+                        content,
+                        mtime: f.mtime,
+                    },
+                );
+            }
+            return Ok(files.len());
+        }
+        let (sabs, dabs) = (self.abs(src), self.abs(dst));
+        create_parent(&dabs, dst)?;
+        let tmp = temp_sibling(&dabs);
+        let result = if is_dir {
+            copy_tree(&sabs, &tmp)
+        } else {
+            copy_file(&sabs, &tmp).map(|_| 1)
+        };
+        let count = match result {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = if is_dir {
+                    fs::remove_dir_all(&tmp)
+                } else {
+                    fs::remove_file(&tmp)
+                };
+                return Err(Error::io(src.to_string(), "copy", e));
+            }
+        };
+        fs::rename(&tmp, &dabs)
+            .map_err(|e| Error::io(dst.to_string(), "move the copy into place at", e))?;
+        Ok(count)
+    }
+
+    /// Move a file or directory. The destination must not exist.
+    pub fn rename(&self, src: &RelPath, dst: &RelPath) -> Result<()> {
+        self.check_destination(src, dst, "move")?;
+        self.bump();
+        if self.dry_run {
+            if self.is_dir(src) {
+                let files = self.walk_files(src)?;
+                self.set(
+                    dst,
+                    Entry::Dir {
+                        shadows_disk: false,
+                    },
+                );
+                for f in &files {
+                    let suffix = &f.path.0[src.0.len() + 1..];
+                    let content = self.content(&f.path)?;
+                    self.set(
+                        &dst.join(suffix),
+                        Entry::File {
+                            content,
+                            mtime: f.mtime,
+                        },
+                    );
+                }
+            } else {
+                let content = self.content(src)?;
+                let mtime = self.mtime(src)?;
+                self.set(dst, Entry::File { content, mtime });
+            }
+            self.clear_below(src);
+            self.set(src, Entry::Removed);
+            return Ok(());
+        }
+        let dabs = self.abs(dst);
+        create_parent(&dabs, dst)?;
+        fs::rename(self.abs(src), &dabs).map_err(|e| Error::io(src.to_string(), "move", e))
+    }
+
+    /// Make a directory and its parents. Returns false if it already existed.
+    pub fn mkdir(&self, rel: &RelPath) -> Result<bool> {
+        if self.is_dir(rel) {
+            return Ok(false);
+        }
+        if self.exists(rel) {
+            return Err(Error::invalid(
+                format!("`{rel}`"),
+                "exists and is not a directory",
+            ));
+        }
+        self.bump();
+        if self.dry_run {
+            let shadows = matches!(
+                self.lookup(rel),
+                Lookup::Overlay(Entry::Removed) | Lookup::Hidden
+            );
+            self.set(
+                rel,
+                Entry::Dir {
+                    shadows_disk: shadows,
+                },
+            );
+            return Ok(true);
+        }
+        fs::create_dir_all(self.abs(rel))
+            .map_err(|e| Error::io(rel.to_string(), "create the directory", e))?;
+        Ok(true)
+    }
+
+    /// Record in the overlay a file an external tool would write (a git checkout, say).
+    /// Only meaningful in a dry run; a real run lets the tool write.
+    pub fn simulate_write(&self, rel: &RelPath, bytes: &[u8]) {
+        debug_assert!(self.dry_run);
+        self.bump();
+        self.set(
+            rel,
+            Entry::File {
+                content: Content::Bytes(Rc::from(bytes)),
+                mtime: SystemTime::now(),
+            },
+        );
+    }
+
+    /// Tell the layer that something outside it (git, a process) changed the workspace.
+    pub fn note_external_change(&self) {
+        self.bump();
+    }
+
+    fn check_destination(&self, src: &RelPath, dst: &RelPath, verb: &'static str) -> Result<()> {
+        if !self.exists(src) {
+            return Err(Error::io(
+                src.to_string(),
+                verb,
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        if self.exists(dst) {
+            return Err(Error::invalid(
+                format!("cannot {verb} `{src}` to `{dst}`"),
+                "the destination exists; remove it first or choose another name (nothing is overwritten)",
+            ));
+        }
+        if dst.is_within(src) {
+            return Err(Error::invalid(
+                format!("cannot {verb} `{src}` to `{dst}`"),
+                "the destination is inside the source",
+            ));
+        }
+        Ok(())
+    }
+
+    fn set(&self, rel: &RelPath, entry: Entry) {
+        self.overlay.borrow_mut().insert(rel.clone(), entry);
+    }
+
+    fn clear_below(&self, rel: &RelPath) {
+        self.overlay
+            .borrow_mut()
+            .retain(|p, _| p == rel || !p.is_within(rel));
+    }
+
+    /// Where a removed or overwritten path goes: `.runbook/trash/<run-id>/<path>`, with a
+    /// `~N` suffix when the run already put something there.
+    fn trash_path(&self, rel: &RelPath) -> RelPath {
+        let base = format!(".runbook/trash/{}/{}", self.run_id, rel.0);
+        let taken = |p: &str| {
+            let r = RelPath(p.to_string());
+            self.overlay.borrow().contains_key(&r) || fs::symlink_metadata(self.abs(&r)).is_ok()
+        };
+        if !taken(&base) {
+            let r = RelPath(base);
+            if self.dry_run {
+                // Reserve it so two removals of the same path in one dry run report distinct places.
+                self.overlay.borrow_mut().insert(
+                    r.clone(),
+                    Entry::Dir {
+                        shadows_disk: false,
+                    },
+                );
+            }
+            return r;
+        }
+        let mut n = 1;
+        loop {
+            let candidate = format!("{base}~{n}");
+            if !taken(&candidate) {
+                let r = RelPath(candidate);
+                if self.dry_run {
+                    self.overlay.borrow_mut().insert(
+                        r.clone(),
+                        Entry::Dir {
+                            shadows_disk: false,
+                        },
+                    );
+                }
+                return r;
+            }
+            n += 1;
+        }
+    }
+}
+
+fn create_parent(abs: &Path, display: &RelPath) -> Result<()> {
+    if let Some(parent) = abs.parent() {
+        fs::create_dir_all(parent).map_err(|e| {
+            Error::io(
+                display.parent().map(|p| p.to_string()).unwrap_or_default(),
+                "create the directory",
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn temp_sibling(abs: &Path) -> PathBuf {
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    abs.with_file_name(format!(".{name}.runbook-{}.tmp", std::process::id()))
+}
+
+/// Write `bytes` to a temp file next to `abs`, sync it, and rename it over `abs`.
+pub fn atomic_write(abs: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = abs.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let tmp = temp_sibling(abs);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if let Ok(md) = fs::metadata(abs) {
+            f.set_permissions(md.permissions())?;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, abs)?;
+        if let Some(parent) = abs.parent() {
+            // Make the rename itself durable.
+            if let Ok(d) = fs::File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn copy_file(src: &Path, dst: &Path) -> io::Result<()> {
+    fs::copy(src, dst)?;
+    // Keep the modification time, as `cp -p` and Python's `copy2` do, so that backups
+    // still answer "newer than" questions the way the originals did.
+    let mtime = fs::metadata(src)?.modified()?;
+    fs::File::options()
+        .write(true)
+        .open(dst)?
+        .set_modified(mtime)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> io::Result<usize> {
+    let mut count = 0;
+    fs::create_dir_all(dst)?;
+    for entry in walkdir::WalkDir::new(src).follow_links(false).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            e.into_io_error()
+                .unwrap_or_else(|| io::Error::other("filesystem loop"))
+        })?;
+        let rel = entry.path().strip_prefix(src).map_err(io::Error::other)?;
+        let target = dst.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&target)?;
+        } else if ft.is_symlink() {
+            // Links are copied as links; following them could pull in files from outside.
+            let link = fs::read_link(entry.path())?;
+            std::os::unix::fs::symlink(link, &target)?;
+        } else {
+            copy_file(entry.path(), &target)?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(dry: bool) -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("models/archive")).unwrap();
+        fs::write(dir.path().join("models/a.json"), "A").unwrap();
+        fs::write(dir.path().join("models/archive/old.bin"), "x").unwrap();
+        let w = Workspace::open(dir.path(), "run1", dry).unwrap();
+        (dir, w)
+    }
+
+    #[test]
+    fn sandbox_refuses_escapes() {
+        let (dir, w) = ws(false);
+        assert!(matches!(
+            w.resolve("/etc/passwd"),
+            Err(Error::Sandbox { .. })
+        ));
+        assert!(matches!(
+            w.resolve("models/../../x"),
+            Err(Error::Sandbox { .. })
+        ));
+        assert_eq!(
+            w.resolve("models/../models/./a.json").unwrap().as_str(),
+            "models/a.json"
+        );
+        std::os::unix::fs::symlink("/tmp", dir.path().join("out")).unwrap();
+        assert!(matches!(w.resolve("out/x"), Err(Error::Sandbox { .. })));
+        assert!(matches!(
+            w.resolve_writable(".runbook/runs/x"),
+            Err(Error::Sandbox { .. })
+        ));
+    }
+
+    #[test]
+    fn dry_run_overlay_is_seen_by_later_reads_and_disk_is_untouched() {
+        let (dir, w) = ws(true);
+        let a = w.resolve("models/a.json").unwrap();
+        let b = w.resolve("backups/a.json").unwrap();
+        w.copy(&a, &b).unwrap();
+        w.remove(&a).unwrap();
+        w.write(&w.resolve("models/new.txt").unwrap(), b"N")
+            .unwrap();
+        assert!(!w.exists(&a));
+        assert_eq!(&*w.read(&b).unwrap(), b"A");
+        let globbed: Vec<_> = w
+            .glob("models/*")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(globbed, ["models/archive", "models/new.txt"]);
+        let arch = w.resolve("models/archive").unwrap();
+        w.remove(&arch).unwrap();
+        let files: Vec<_> = w
+            .walk_files(&w.resolve("models").unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|l| l.path.0)
+            .collect();
+        assert_eq!(files, ["models/new.txt"]);
+        // Nothing happened on disk.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("models/a.json")).unwrap(),
+            "A"
+        );
+        assert!(!dir.path().join("backups").exists());
+        assert!(dir.path().join("models/archive/old.bin").exists());
+        assert!(!dir.path().join("models/new.txt").exists());
+    }
+
+    #[test]
+    fn real_remove_and_overwrite_keep_old_content_in_trash() {
+        let (dir, w) = ws(false);
+        let a = w.resolve("models/a.json").unwrap();
+        let kept = w.write(&a, b"B").unwrap().unwrap();
+        assert_eq!(kept.as_str(), ".runbook/trash/run1/models/a.json");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(kept.as_str())).unwrap(),
+            "A"
+        );
+        let t = w.remove(&a).unwrap();
+        assert_eq!(t.as_str(), ".runbook/trash/run1/models/a.json~1");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(t.as_str())).unwrap(),
+            "B"
+        );
+        assert!(!dir.path().join("models/a.json").exists());
+    }
+
+    #[test]
+    fn copy_never_overwrites_and_copies_trees() {
+        let (dir, w) = ws(false);
+        let m = w.resolve("models").unwrap();
+        let b = w.resolve("backups/models_1").unwrap();
+        assert_eq!(w.copy(&m, &b).unwrap(), 2);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("backups/models_1/archive/old.bin")).unwrap(),
+            "x"
+        );
+        assert!(w.copy(&m, &b).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Builds the Rhai engine a runbook runs in: limits, the sandboxed module resolver, the
+//! `step "name" { ... }` syntax, the timeout and Ctrl-C watch, and the primitives.
+//!
+//! Two flavours share one setup: [`compiler`] has the syntax and limits but no primitives
+//! (enough to parse and check a script without a workspace), and [`for_run`] adds the
+//! primitives bound to one run's context. Limits are set explicitly because Rhai's defaults
+//! differ between debug and release builds.
+
+use crate::context::{Ctx, FATAL_TOKEN};
+use crate::journal::Status;
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Set by the Ctrl-C handler; the engine stops at the next operation.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub const TIMEOUT_TOKEN: &str = "runbook:timeout";
+pub const INTERRUPT_TOKEN: &str = "runbook:interrupted";
+
+/// Explicit limits, documented in README: generous for any real runbook, tight enough that a
+/// runaway script fails fast with a clear error instead of eating the machine.
+pub mod limits {
+    pub const MAX_OPERATIONS: u64 = 2_000_000_000;
+    pub const MAX_CALL_LEVELS: usize = 64;
+    pub const MAX_EXPR_DEPTH: usize = 128;
+    pub const MAX_FN_EXPR_DEPTH: usize = 64;
+    pub const MAX_STRING_SIZE: usize = 64 * 1024 * 1024;
+    pub const MAX_ARRAY_SIZE: usize = 2_000_000;
+    pub const MAX_MAP_SIZE: usize = 100_000;
+    pub const MAX_MODULES: usize = 256;
+}
+
+/// An engine that can compile runbooks but has no primitives.
+pub fn compiler(runbooks_dir: &Path) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits::MAX_OPERATIONS)
+        .set_max_call_levels(limits::MAX_CALL_LEVELS)
+        .set_max_expr_depths(limits::MAX_EXPR_DEPTH, limits::MAX_FN_EXPR_DEPTH)
+        .set_max_string_size(limits::MAX_STRING_SIZE)
+        .set_max_array_size(limits::MAX_ARRAY_SIZE)
+        .set_max_map_size(limits::MAX_MAP_SIZE)
+        .set_max_modules(limits::MAX_MODULES);
+    // `eval` would run text the reviewer never saw in the runbook.
+    engine.disable_symbol("eval");
+    engine.set_module_resolver(SandboxedResolver::new(runbooks_dir));
+    engine
+        .register_custom_syntax(["step", "$expr$", "$block$"], false, |context, inputs| {
+            // Without a run context (check, docs) a step just runs its block.
+            let _ = context.eval_expression_tree(&inputs[0])?;
+            context.eval_expression_tree(&inputs[1])
+        })
+        .expect("the step syntax is valid");
+    engine
+}
+
+/// The engine for one run: the compiler's setup plus primitives, journal hooks, and the
+/// timeout/interrupt watch.
+pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Engine {
+    let mut engine = compiler(runbooks_dir);
+    let c = ctx.clone();
+    engine.on_print(move |text| c.journal.message("info", text));
+    let c = ctx.clone();
+    engine.on_debug(move |text, _source, _pos| c.journal.message("debug", text));
+    engine.on_progress(move |ops| {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return Some(Dynamic::from(INTERRUPT_TOKEN));
+        }
+        // Reading the clock every operation would cost more than the operation.
+        if ops & 0x3ff == 0 {
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    return Some(Dynamic::from(TIMEOUT_TOKEN));
+                }
+            }
+        }
+        None
+    });
+    let c = ctx.clone();
+    engine
+        .register_custom_syntax(
+            ["step", "$expr$", "$block$"],
+            false,
+            move |context, inputs| {
+                let name = context.eval_expression_tree(&inputs[0])?;
+                let name = match name.clone().into_immutable_string() {
+                    Ok(s) => s.to_string(),
+                    Err(_) => name.to_string(),
+                };
+                c.journal.step_start(&name);
+                let result = context.eval_expression_tree(&inputs[1]);
+                match &result {
+                    Ok(_) => c.journal.step_end(Status::Ok, None),
+                    // `return` inside a step unwinds as a pseudo-error: the step itself succeeded.
+                    Err(e) if e.is_pseudo_error() => c.journal.step_end(Status::Ok, None),
+                    Err(e) => {
+                        let (status, message) = classify(e);
+                        c.journal.step_end(status, Some(&message));
+                    }
+                }
+                result
+            },
+        )
+        .expect("the step syntax is valid");
+    crate::primitives::register_all(&mut engine, ctx);
+    engine
+}
+
+/// The status and the plain message of a Rhai error, without Rhai's position suffix.
+pub fn classify(err: &EvalAltResult) -> (Status, String) {
+    let inner = err.unwrap_inner();
+    match inner {
+        EvalAltResult::ErrorTerminated(token, _) => {
+            let t = token.to_string();
+            if t == INTERRUPT_TOKEN {
+                (Status::Interrupted, "interrupted (Ctrl-C)".into())
+            } else if t == TIMEOUT_TOKEN {
+                (Status::Failed, "timed out".into())
+            } else {
+                let msg = t
+                    .strip_prefix(FATAL_TOKEN)
+                    .map(|m| m.trim_start_matches(':').to_string())
+                    .unwrap_or(t);
+                (Status::Failed, msg)
+            }
+        }
+        EvalAltResult::ErrorRuntime(value, _) => (Status::Failed, value.to_string()),
+        other => (Status::Failed, strip_position(&other.to_string())),
+    }
+}
+
+/// Rhai appends ` (line N, position M)` to its messages; we print positions ourselves.
+pub fn strip_position(msg: &str) -> String {
+    match msg.rfind(" (line ") {
+        Some(i) if msg.ends_with(')') => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+/// Imports resolve inside the runbooks directory only: no absolute paths, no `..`, and no
+/// symlink that leads out.
+pub struct SandboxedResolver {
+    root: PathBuf,
+    inner: FileModuleResolver,
+}
+
+impl SandboxedResolver {
+    pub fn new(runbooks_dir: &Path) -> Self {
+        let root =
+            std::fs::canonicalize(runbooks_dir).unwrap_or_else(|_| runbooks_dir.to_path_buf());
+        let mut inner = FileModuleResolver::new_with_path_and_extension(&root, "rhai");
+        inner.enable_cache(true);
+        SandboxedResolver { root, inner }
+    }
+
+    /// Where `import "path"` leads, or why it may not.
+    pub fn locate(&self, source: Option<&str>, path: &str) -> Result<PathBuf, String> {
+        if Path::new(path).is_absolute() || path.split(['/', '\\']).any(|c| c == "..") {
+            return Err(format!(
+                "import `{path}` leaves the runbooks directory `{}`; imports are relative to it, without `..`",
+                self.root.display()
+            ));
+        }
+        let base = source
+            .map(Path::new)
+            .filter(|s| s.is_absolute() && s.starts_with(&self.root))
+            .and_then(Path::parent)
+            .unwrap_or(&self.root);
+        let mut file = base.join(path);
+        if file.extension().is_none() {
+            file.set_extension("rhai");
+        }
+        let canon = std::fs::canonicalize(&file).map_err(|_| {
+            format!(
+                "cannot find module `{path}` (looked for `{}`)",
+                file.display()
+            )
+        })?;
+        if !canon.starts_with(&self.root) {
+            return Err(format!(
+                "import `{path}` resolves outside the runbooks directory `{}`",
+                self.root.display()
+            ));
+        }
+        Ok(canon)
+    }
+}
+
+impl ModuleResolver for SandboxedResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let file = self
+            .locate(source, path)
+            .map_err(|msg| Box::new(EvalAltResult::ErrorRuntime(msg.into(), pos)))?;
+        self.inner
+            .resolve(engine, None, &file.to_string_lossy(), pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolver_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("rb/lib")).unwrap();
+        std::fs::write(dir.path().join("rb/lib/util.rhai"), "fn x() { 1 }").unwrap();
+        std::fs::write(dir.path().join("secret.rhai"), "fn x() { 2 }").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("secret.rhai"),
+            dir.path().join("rb/lib/link.rhai"),
+        )
+        .unwrap();
+        let r = SandboxedResolver::new(&dir.path().join("rb"));
+        assert!(r.locate(None, "lib/util").is_ok());
+        assert!(r
+            .locate(None, "../secret")
+            .unwrap_err()
+            .contains("leaves the runbooks directory"));
+        assert!(r.locate(None, "/etc/passwd").is_err());
+        assert!(r.locate(None, "lib/link").unwrap_err().contains("outside"));
+    }
+
+    #[test]
+    fn eval_is_disabled_and_steps_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = compiler(dir.path());
+        assert!(engine.compile("eval(\"1\")").is_err());
+        assert_eq!(
+            engine
+                .eval::<i64>("step \"a\" { step \"b\" { 41 } + 1 }")
+                .unwrap(),
+            42
+        );
+    }
+}

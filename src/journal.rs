@@ -1,0 +1,510 @@
+//! The run log: what a person reads on the console and what an auditor reads later.
+//!
+//! Every run, dry runs included, writes one JSON object per line to
+//! `.runbook/runs/<run-id>.jsonl` in the workspace. Each line carries `ts` (RFC 3339),
+//! `run_id`, `event` (`run_start`, `step_start`, `action`, `log`, `step_end`, `run_end`) and
+//! `dry_run`. Lines are flushed as they are written, so a crash leaves the log up to the
+//! moment it happened. The console gets the same story in prose: each step as it starts and
+//! ends, the actions it took (or would take), and a summary; a dry run ends with the plan,
+//! the actions grouped by kind.
+//!
+//! The journal keeps the stack of open steps so nested steps are numbered `2.1`, `2.2`, and
+//! so a failure can name the step it happened in.
+
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What an action did, for the plan summary of a dry run and the tallies of a real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ActionKind {
+    Registry,
+    FileRemoved,
+    FileWritten,
+    FileMoved,
+    Git,
+    Process,
+    /// A read-only check whose result belongs in the audit trail (metrics, gates).
+    Check,
+}
+
+impl ActionKind {
+    pub fn heading(self) -> &'static str {
+        match self {
+            ActionKind::Registry => "registry changes",
+            ActionKind::FileRemoved => "files removed (moved to the trash)",
+            ActionKind::FileWritten => "files written",
+            ActionKind::FileMoved => "files moved",
+            ActionKind::Git => "git changes",
+            ActionKind::Process => "processes stopped",
+            ActionKind::Check => "checks",
+        }
+    }
+
+    /// Read-only actions change nothing, so they count as neither applied nor planned changes.
+    pub fn changes_workspace(self) -> bool {
+        self != ActionKind::Check
+    }
+}
+
+/// Final status of a step or a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Failed,
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+struct OpenStep {
+    number: String,
+    name: String,
+    started: Instant,
+    children: usize,
+}
+
+struct PlannedAction {
+    kind: ActionKind,
+    summary: String,
+}
+
+struct State {
+    log: Option<BufWriter<File>>,
+    /// Where the first write error went, so a full disk is reported once, not per line.
+    log_error: Option<io::Error>,
+    stack: Vec<OpenStep>,
+    top_level_steps: usize,
+    steps_ok: usize,
+    steps_failed: usize,
+    actions: Vec<PlannedAction>,
+    failed_step: Option<String>,
+}
+
+/// Where the console output goes. Tests and embedders may silence it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    Stdout,
+    Quiet,
+}
+
+pub struct Journal {
+    run_id: String,
+    dry_run: bool,
+    console: Console,
+    log_path: Option<PathBuf>,
+    started: Instant,
+    state: RefCell<State>,
+}
+
+impl Journal {
+    /// Open the log file `.runbook/runs/<run_id>.jsonl` under `workspace_root`.
+    pub fn create(
+        workspace_root: &Path,
+        run_id: &str,
+        dry_run: bool,
+        console: Console,
+    ) -> Result<Journal> {
+        let dir = workspace_root.join(".runbook").join("runs");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(dir.display().to_string(), "create the run log directory", e))?;
+        let path = dir.join(format!("{run_id}.jsonl"));
+        let file = File::options()
+            .create_new(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display().to_string(), "create the run log", e))?;
+        let mut journal = Journal::without_log(run_id, dry_run, console);
+        journal.state.get_mut().log = Some(BufWriter::new(file));
+        journal.log_path = Some(path);
+        Ok(journal)
+    }
+
+    /// A journal that only prints: for `check`, `docs` and unit tests.
+    pub fn without_log(run_id: &str, dry_run: bool, console: Console) -> Journal {
+        Journal {
+            run_id: run_id.to_string(),
+            dry_run,
+            console,
+            log_path: None,
+            started: Instant::now(),
+            state: RefCell::new(State {
+                log: None,
+                log_error: None,
+                stack: Vec::new(),
+                top_level_steps: 0,
+                steps_ok: 0,
+                steps_failed: 0,
+                actions: Vec::new(),
+                failed_step: None,
+            }),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    pub fn log_path(&self) -> Option<&Path> {
+        self.log_path.as_deref()
+    }
+
+    fn emit(&self, state: &mut State, event: &str, fields: Value) {
+        let Some(log) = state.log.as_mut() else {
+            return;
+        };
+        let mut obj = Map::with_capacity(8);
+        obj.insert("ts".into(), Value::String(now_rfc3339()));
+        obj.insert("run_id".into(), Value::String(self.run_id.clone()));
+        obj.insert("event".into(), Value::String(event.into()));
+        obj.insert("dry_run".into(), Value::Bool(self.dry_run));
+        if let Value::Object(extra) = fields {
+            obj.extend(extra);
+        }
+        let mut line = serde_json::to_vec(&Value::Object(obj)).unwrap_or_default();
+        line.push(b'\n');
+        // Flushed per line: the log must survive a crash of the run it describes.
+        if let Err(e) = log.write_all(&line).and_then(|_| log.flush()) {
+            if state.log_error.is_none() {
+                eprintln!("warning: cannot write the run log: {e}; the run goes on without it");
+                state.log_error = Some(e);
+            }
+            state.log = None;
+        }
+    }
+
+    fn say(&self, text: std::fmt::Arguments) {
+        if self.console == Console::Stdout {
+            let mut out = io::stdout().lock();
+            let _ = out.write_fmt(text);
+            let _ = out.write_all(b"\n");
+        }
+    }
+
+    fn indent(depth: usize) -> String {
+        "    ".repeat(depth)
+    }
+
+    pub fn run_start(
+        &self,
+        runbook: &str,
+        name: &str,
+        version: &str,
+        sha256: &str,
+        params: Value,
+        workspace: &Path,
+    ) {
+        let mut st = self.state.borrow_mut();
+        self.emit(
+            &mut st,
+            "run_start",
+            json!({
+                "runbook": runbook, "name": name, "version": version, "sha256": sha256,
+                "params": params, "workspace": workspace.display().to_string(),
+            }),
+        );
+        drop(st);
+        let mode = if self.dry_run {
+            " (dry run: nothing will be changed)"
+        } else {
+            ""
+        };
+        self.say(format_args!(
+            "runbook {name} {version}, run {}{mode}\nworkspace {}",
+            self.run_id,
+            workspace.display()
+        ));
+    }
+
+    /// Open a step; returns its number (`3`, `3.1`).
+    pub fn step_start(&self, name: &str) -> String {
+        let mut st = self.state.borrow_mut();
+        let number = match st.stack.last_mut() {
+            Some(parent) => {
+                parent.children += 1;
+                format!("{}.{}", parent.number, parent.children)
+            }
+            None => {
+                st.top_level_steps += 1;
+                st.top_level_steps.to_string()
+            }
+        };
+        let depth = st.stack.len();
+        self.emit(
+            &mut st,
+            "step_start",
+            json!({ "step": number, "name": name }),
+        );
+        st.stack.push(OpenStep {
+            number: number.clone(),
+            name: name.to_string(),
+            started: Instant::now(),
+            children: 0,
+        });
+        drop(st);
+        self.say(format_args!("{}[{number}] {name}", Self::indent(depth)));
+        number
+    }
+
+    /// Close the innermost open step.
+    pub fn step_end(&self, status: Status, error: Option<&str>) {
+        let mut st = self.state.borrow_mut();
+        let Some(step) = st.stack.pop() else { return };
+        let ms = step.started.elapsed().as_secs_f64() * 1000.0;
+        let mut fields = json!({
+            "step": step.number, "name": step.name, "status": status.as_str(),
+            "duration_ms": round3(ms),
+        });
+        if let Some(e) = error {
+            fields["error"] = Value::String(e.to_string());
+        }
+        self.emit(&mut st, "step_end", fields);
+        match status {
+            Status::Ok => st.steps_ok += 1,
+            _ => {
+                st.steps_failed += 1;
+                if st.failed_step.is_none() {
+                    st.failed_step = Some(step.name.clone());
+                }
+            }
+        }
+        let depth = st.stack.len();
+        drop(st);
+        let word = match status {
+            Status::Ok => "ok",
+            Status::Failed => "FAILED",
+            Status::Interrupted => "INTERRUPTED",
+        };
+        match error {
+            Some(e) if status != Status::Ok => self.say(format_args!(
+                "{}[{}] {word} after {} : {e}",
+                Self::indent(depth),
+                step.number,
+                fmt_ms(ms)
+            )),
+            _ => self.say(format_args!(
+                "{}[{}] {word} ({})",
+                Self::indent(depth),
+                step.number,
+                fmt_ms(ms)
+            )),
+        }
+    }
+
+    /// Name of the innermost open step, if any.
+    pub fn current_step(&self) -> Option<String> {
+        self.state.borrow().stack.last().map(|s| s.name.clone())
+    }
+
+    /// The first step that failed in this run.
+    pub fn failed_step(&self) -> Option<String> {
+        self.state.borrow().failed_step.clone()
+    }
+
+    /// Record one action a primitive took, or in a dry run would take.
+    /// `summary` is a short imperative phrase: ``remove `models/x.json` ``.
+    pub fn action(
+        &self,
+        kind: ActionKind,
+        op: &str,
+        args: Value,
+        summary: &str,
+        result: Option<Value>,
+    ) {
+        let applied = !self.dry_run || !kind.changes_workspace();
+        let mut st = self.state.borrow_mut();
+        let mut fields = json!({
+            "op": op, "args": args, "applied": applied,
+            "step": st.stack.last().map(|s| s.number.clone()),
+        });
+        if let Some(r) = result {
+            fields["result"] = r;
+        }
+        self.emit(&mut st, "action", fields);
+        st.actions.push(PlannedAction {
+            kind,
+            summary: summary.to_string(),
+        });
+        let depth = st.stack.len();
+        drop(st);
+        let verb = if !kind.changes_workspace() {
+            "check"
+        } else if self.dry_run {
+            "would"
+        } else {
+            "done:"
+        };
+        self.say(format_args!("{}{verb} {summary}", Self::indent(depth)));
+    }
+
+    /// A message from the script (`print`, `debug`).
+    pub fn message(&self, level: &str, text: &str) {
+        let mut st = self.state.borrow_mut();
+        let step = st.stack.last().map(|s| s.number.clone());
+        self.emit(
+            &mut st,
+            "log",
+            json!({ "level": level, "message": text, "step": step }),
+        );
+        let depth = st.stack.len();
+        drop(st);
+        for line in text.lines() {
+            self.say(format_args!("{}| {line}", Self::indent(depth)));
+        }
+    }
+
+    /// Close every step still open (after a failure that unwound past them), then the run.
+    pub fn run_end(&self, status: Status, error: Option<&Error>) {
+        let message = error.map(|e| e.to_string());
+        while !self.state.borrow().stack.is_empty() {
+            self.step_end(status, message.as_deref());
+        }
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let mut st = self.state.borrow_mut();
+        let changes = st
+            .actions
+            .iter()
+            .filter(|a| a.kind.changes_workspace())
+            .count();
+        let mut fields = json!({
+            "status": status.as_str(), "duration_ms": round3(ms),
+            "steps_ok": st.steps_ok, "steps_failed": st.steps_failed, "actions": changes,
+        });
+        if let Some(m) = &message {
+            fields["error"] = Value::String(m.clone());
+        }
+        self.emit(&mut st, "run_end", fields);
+        if let Some(mut log) = st.log.take() {
+            let _ = log.flush();
+            let _ = log.get_ref().sync_all();
+        }
+        if self.console == Console::Quiet {
+            return;
+        }
+        let mut text = String::new();
+        if self.dry_run {
+            text.push_str(&self.plan_text(&st.actions));
+        }
+        let what = if self.dry_run { "planned" } else { "applied" };
+        text.push_str(&format!(
+            "run {}: {} step(s) ok, {} failed, {changes} change(s) {what}, {}",
+            status.as_str(),
+            st.steps_ok,
+            st.steps_failed,
+            fmt_ms(ms)
+        ));
+        if let Some(p) = &self.log_path {
+            text.push_str(&format!("\nlog: {}", p.display()));
+        }
+        drop(st);
+        self.say(format_args!("{text}"));
+    }
+
+    fn plan_text(&self, actions: &[PlannedAction]) -> String {
+        let mut kinds: Vec<ActionKind> = actions
+            .iter()
+            .map(|a| a.kind)
+            .filter(|k| k.changes_workspace())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        let mut text = String::from("plan (dry run, nothing was changed):\n");
+        if kinds.is_empty() {
+            text.push_str("  no changes\n");
+        }
+        for kind in kinds {
+            text.push_str(&format!("  {}:\n", kind.heading()));
+            for a in actions.iter().filter(|a| a.kind == kind) {
+                text.push_str(&format!("    - {}\n", a.summary));
+            }
+        }
+        text
+    }
+}
+
+fn round3(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_events_with_required_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), "r1", true, Console::Quiet).unwrap();
+        j.run_start("rb.rhai", "demo", "1.0.0", "abc", json!({}), dir.path());
+        assert_eq!(j.step_start("outer"), "1");
+        assert_eq!(j.step_start("inner"), "1.1");
+        j.action(
+            ActionKind::FileRemoved,
+            "fs.remove",
+            json!({"path": "a"}),
+            "remove `a`",
+            None,
+        );
+        j.step_end(Status::Ok, None);
+        j.run_end(Status::Failed, Some(&Error::Interrupted));
+        let text = std::fs::read_to_string(dir.path().join(".runbook/runs/r1.jsonl")).unwrap();
+        let events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let names: Vec<&str> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "run_start",
+                "step_start",
+                "step_start",
+                "action",
+                "step_end",
+                "step_end",
+                "run_end"
+            ]
+        );
+        for e in &events {
+            assert_eq!(e["run_id"], "r1");
+            assert_eq!(e["dry_run"], true);
+            assert!(chrono::DateTime::parse_from_rfc3339(e["ts"].as_str().unwrap()).is_ok());
+        }
+        assert_eq!(events[3]["applied"], false);
+        assert_eq!(events[3]["step"], "1.1");
+        // The outer step was still open when the run failed: it is closed with the run's status.
+        assert_eq!(events[5]["status"], "failed");
+        assert_eq!(events[6]["status"], "failed");
+        assert!(events[6]["error"].as_str().unwrap().contains("interrupted"));
+    }
+}
