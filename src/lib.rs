@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod error;
+pub mod git;
 
 pub use error::{Error, Result};
