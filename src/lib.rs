@@ -7,6 +7,7 @@
 //! applying it. See `ARCHITECTURE.md` for the map of the code and its invariants.
 
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod git;
 
