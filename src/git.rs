@@ -121,11 +121,17 @@ impl Repo {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let mut lines = stdout.lines();
         if !output.status.success() || lines.next() != Some("true") {
+            let mut message = format!(
+                "`{shown}` is not inside a git work tree; run `git init` there, or run the runbook in a clone of the repository"
+            );
+            // Git's own words matter when the cause is something else, such as a repository
+            // owned by another user (`safe.directory`).
+            if !output.status.success() {
+                message.push_str(&format!(" (git said: {})", stderr_message(&output)));
+            }
             return Err(Error::Git {
                 command: command_line(&args),
-                message: format!(
-                    "`{shown}` is not inside a git work tree; run `git init` there, or run the runbook in a clone of the repository"
-                ),
+                message,
             });
         }
         repo.prefix = lines.next().unwrap_or("").to_string();
@@ -392,9 +398,14 @@ impl Repo {
     }
 
     /// `git add -A -- PATHS`: stage new, modified and deleted files under `paths`, or
-    /// everything (`git add -A`) when `paths` is empty.
+    /// everything in the work directory (`git add -A .`) when `paths` is empty.
     pub fn add<S: AsRef<str>>(&self, paths: &[S]) -> Result<()> {
         let mut args = vec!["add", "-A", "--"];
+        if paths.is_empty() {
+            // A bare `git add -A` in a subdirectory would stage the whole repository, reaching
+            // past the workspace the runbook was given.
+            args.push(".");
+        }
         args.extend(paths.iter().map(AsRef::as_ref));
         self.run(&args)?;
         Ok(())
@@ -934,6 +945,12 @@ mod tests {
         let (_, message) = git_message(repo.head().unwrap_err());
         assert!(message.contains("no commits yet"), "{message}");
         assert_eq!(repo.branch().unwrap().as_deref(), Some("main"));
+
+        // The first commit has no HEAD to compare the index with.
+        write(tmp.path(), "a.txt", "a\n");
+        repo.add(&[] as &[&str]).unwrap();
+        let sha = repo.commit("first").unwrap();
+        assert_eq!(repo.log(5).unwrap()[0].commit, sha);
     }
 
     #[test]
@@ -1210,6 +1227,13 @@ mod tests {
         sh(top, &["checkout", "-q", "HEAD", "--", "ml"]);
         repo.apply_patch(&patch).unwrap();
         assert_eq!(read(&ws, "src/m.py"), "edited\n");
+
+        // Staging everything stays inside the workspace.
+        repo.add(&[] as &[&str]).unwrap();
+        assert_eq!(
+            sh(top, &["diff", "--cached", "--name-only"]),
+            "ml/ws/src/m.py"
+        );
     }
 
     /// The benchmark workspace: HEAD~1 holds the previous `src/sl/` (plan §3.3.2).
