@@ -9,11 +9,13 @@
 //! Embedding: build a [`runner::RunOptions`] and call [`runner::run`].
 
 pub mod cli;
+pub mod config;
 pub mod context;
 pub mod demo;
 pub mod effects;
 pub mod engine;
 pub mod error;
+pub mod git;
 pub mod header;
 pub mod journal;
 pub mod primitives;
