@@ -341,7 +341,7 @@ pub fn check(path: &Path) -> Result<Checked> {
                 }
             }
             Some(ASTNode::Expr(Expr::Custom(c, _))) if c.tokens.first().is_some_and(|t| t == "step") => steps += 1,
-            Some(ASTNode::Expr(Expr::FnCall(call, pos))) if !call.namespace.is_empty() => {
+            Some(ASTNode::Expr(Expr::FnCall(call, pos))) | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) if !call.namespace.is_empty() => {
                 let module = call.namespace.root().to_string();
                 let name = call.name.to_string();
                 let arity = call.args.len();

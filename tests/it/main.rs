@@ -1,0 +1,5 @@
+//! Integration tests: the real `runbook` binary against real temp workspaces.
+//! All of them build into one test binary; `support` holds the one small builder.
+
+mod core;
+mod support;
