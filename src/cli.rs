@@ -1,6 +1,7 @@
 //! The command line: clap definitions, turned into validated options, dispatched to the
 //! library. Nothing below this module sees raw flags, and nothing here touches a workspace.
 
+use crate::effects::Durability;
 use crate::error::{Error, Result};
 use crate::journal::Console;
 use crate::runner::{self, RunOptions};
@@ -53,6 +54,11 @@ enum Command {
         /// Print nothing but errors; the run log is still written.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// When changes are forced to disk: `end` flushes once before the run reports
+        /// success, `each` fsyncs every write (slower, survives a power cut mid-run), `none`
+        /// leaves it to the OS. Writes are atomic (temp file + rename) in every mode.
+        #[arg(long, value_name = "WHEN", default_value = "end", value_parser = ["end", "each", "none"])]
+        sync: String,
     },
     /// Parse and check runbooks without running them: header, syntax, calls to primitives.
     Check {
@@ -163,6 +169,7 @@ fn dispatch(command: Command) -> Result<i32> {
             params,
             timeout,
             quiet,
+            sync,
         } => {
             let opts = RunOptions {
                 file,
@@ -174,6 +181,11 @@ fn dispatch(command: Command) -> Result<i32> {
                     Console::Quiet
                 } else {
                     Console::Stdout
+                },
+                durability: match sync.as_str() {
+                    "each" => Durability::EachWrite,
+                    "none" => Durability::None,
+                    _ => Durability::EndOfRun,
                 },
             };
             runner::run(&opts)?;

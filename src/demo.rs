@@ -305,6 +305,7 @@ pub fn demo(dir: Option<PathBuf>, dry_run: bool, no_run: bool) -> Result<i32> {
             params: Vec::new(),
             timeout: Some(std::time::Duration::from_secs(600)),
             console: Console::Stdout,
+            durability: crate::effects::Durability::EndOfRun,
         };
         runner::run(&opts)?;
     }

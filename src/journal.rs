@@ -104,32 +104,39 @@ pub struct Journal {
     run_id: String,
     dry_run: bool,
     console: Console,
-    log_path: Option<PathBuf>,
+    log_path: std::cell::OnceCell<PathBuf>,
     started: Instant,
     state: RefCell<State>,
 }
 
 impl Journal {
-    /// Open the log file `.runbook/runs/<run_id>.jsonl` under `workspace_root`.
+    /// A journal whose log file is opened at once: `.runbook/runs/<run_id>.jsonl`.
     pub fn create(
         workspace_root: &Path,
         run_id: &str,
         dry_run: bool,
         console: Console,
     ) -> Result<Journal> {
+        let journal = Journal::without_log(run_id, dry_run, console);
+        journal.open_log(workspace_root)?;
+        Ok(journal)
+    }
+
+    /// Start writing the log file `.runbook/runs/<run_id>.jsonl` under `workspace_root`.
+    /// Separate from construction so a run can check its script before it leaves a trace.
+    pub fn open_log(&self, workspace_root: &Path) -> Result<PathBuf> {
         let dir = workspace_root.join(".runbook").join("runs");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(dir.display().to_string(), "create the run log directory", e))?;
-        let path = dir.join(format!("{run_id}.jsonl"));
+        let path = dir.join(format!("{}.jsonl", self.run_id));
         let file = File::options()
             .create_new(true)
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(path.display().to_string(), "create the run log", e))?;
-        let mut journal = Journal::without_log(run_id, dry_run, console);
-        journal.state.get_mut().log = Some(BufWriter::new(file));
-        journal.log_path = Some(path);
-        Ok(journal)
+        self.state.borrow_mut().log = Some(BufWriter::new(file));
+        let _ = self.log_path.set(path.clone());
+        Ok(path)
     }
 
     /// A journal that only prints: for `check`, `docs` and unit tests.
@@ -138,7 +145,7 @@ impl Journal {
             run_id: run_id.to_string(),
             dry_run,
             console,
-            log_path: None,
+            log_path: std::cell::OnceCell::new(),
             started: Instant::now(),
             state: RefCell::new(State {
                 log: None,
@@ -162,7 +169,7 @@ impl Journal {
     }
 
     pub fn log_path(&self) -> Option<&Path> {
-        self.log_path.as_deref()
+        self.log_path.get().map(PathBuf::as_path)
     }
 
     fn emit(&self, state: &mut State, event: &str, fields: Value) {
@@ -391,8 +398,8 @@ impl Journal {
         }
         self.emit(&mut st, "run_end", fields);
         if let Some(mut log) = st.log.take() {
+            // Durability of the log follows the workspace's setting (see `Workspace::finish`).
             let _ = log.flush();
-            let _ = log.get_ref().sync_all();
         }
         if self.console == Console::Quiet {
             return;
@@ -409,7 +416,7 @@ impl Journal {
             st.steps_failed,
             fmt_ms(ms)
         ));
-        if let Some(p) = &self.log_path {
+        if let Some(p) = self.log_path.get() {
             text.push_str(&format!("\nlog: {}", p.display()));
         }
         drop(st);

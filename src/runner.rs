@@ -7,7 +7,7 @@
 //! metadata.
 
 use crate::context::{RunContext, FATAL_TOKEN};
-use crate::effects::Workspace;
+use crate::effects::{Durability, Workspace};
 use crate::engine::{self, INTERRUPT_TOKEN, TIMEOUT_TOKEN};
 use crate::error::{Error, Location, Result};
 use crate::header::{params_map, Header, ParamValue};
@@ -26,6 +26,7 @@ pub struct RunOptions {
     pub params: Vec<(String, String)>,
     pub timeout: Option<Duration>,
     pub console: Console,
+    pub durability: Durability,
 }
 
 #[derive(Debug, Clone)]
@@ -50,8 +51,21 @@ fn runbooks_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Read, parse the header of, and compile a runbook.
+/// Read, parse the header of, and compile a runbook with a primitives-free engine.
 pub fn load(path: &Path) -> Result<Loaded> {
+    let (display, text, header) = read_runbook(path)?;
+    let ast = compile(&engine::compiler(&runbooks_dir(path)), &display, &text)?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        display,
+        text,
+        header,
+        ast,
+    })
+}
+
+/// Read a runbook and parse its header.
+fn read_runbook(path: &Path) -> Result<(String, String, Header)> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Usage(format!(
@@ -60,23 +74,20 @@ pub fn load(path: &Path) -> Result<Loaded> {
         _ => Error::Usage(format!("cannot read runbook `{display}`: {e}")),
     })?;
     let header = Header::parse(&display, &text)?;
-    let compiler = engine::compiler(&runbooks_dir(path));
-    let mut ast = compiler.compile(&text).map_err(|e| {
+    Ok((display, text, header))
+}
+
+fn compile(engine: &rhai::Engine, display: &str, text: &str) -> Result<AST> {
+    let mut ast = engine.compile(text).map_err(|e| {
         let pos = e.position();
         let line = pos.line().unwrap_or(1);
         Error::Compile {
-            location: location_in(&display, &text, line, pos.position().unwrap_or(1)),
+            location: location_in(display, text, line, pos.position().unwrap_or(1)),
             message: engine::strip_position(&e.err_type().to_string()),
         }
     })?;
-    ast.set_source(display.clone());
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        display,
-        text,
-        header,
-        ast,
-    })
+    ast.set_source(display.to_string());
+    Ok(ast)
 }
 
 fn location_in(file: &str, text: &str, line: usize, column: usize) -> Location {
@@ -112,8 +123,10 @@ fn install_ctrlc_handler() {
 
 /// Run a runbook against a workspace.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
-    let loaded = load(&opts.file)?;
-    let params = loaded.header.resolve_params(&opts.params)?;
+    // Everything that can be wrong with the script or its parameters is found before the
+    // workspace is touched; only then does the run log start.
+    let (display, text, header) = read_runbook(&opts.file)?;
+    let params = header.resolve_params(&opts.params)?;
     if !opts.workspace.is_dir() {
         return Err(Error::Usage(format!(
             "workspace `{}` is not a directory; pass `--workspace DIR`",
@@ -121,14 +134,27 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         )));
     }
     let run_id = new_run_id();
-    let ws = Workspace::open(&opts.workspace, &run_id, opts.dry_run)?;
-    let journal = Journal::create(ws.root(), &run_id, opts.dry_run, opts.console)?;
-    let log_path = journal.log_path().map(Path::to_path_buf);
+    let ws =
+        Workspace::open(&opts.workspace, &run_id, opts.dry_run)?.with_durability(opts.durability);
     let root = ws.root().to_path_buf();
-    let ctx = RunContext::new(ws, journal);
-    install_ctrlc_handler();
+    let ctx = RunContext::new(
+        ws,
+        Journal::without_log(&run_id, opts.dry_run, opts.console),
+    );
     let deadline = opts.timeout.map(|t| Instant::now() + t);
-    let engine = engine::for_run(&ctx, &runbooks_dir(&loaded.path), deadline);
+    // One engine both compiles and runs: building Rhai's standard library is most of the
+    // start-up cost.
+    let engine = engine::for_run(&ctx, &runbooks_dir(&opts.file), deadline);
+    let ast = compile(&engine, &display, &text)?;
+    let loaded = Loaded {
+        path: opts.file.clone(),
+        display,
+        text,
+        header,
+        ast,
+    };
+    let log_path = Some(ctx.journal.open_log(&root)?);
+    install_ctrlc_handler();
 
     let params_json: serde_json::Map<String, serde_json::Value> = params
         .iter()
@@ -153,7 +179,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
 
     let result = engine.run_ast_with_scope(&mut scope, &loaded.ast);
     let outcome = RunOutcome { run_id, log_path };
-    match result {
+    let result = match result {
         Ok(()) => {
             ctx.journal.run_end(Status::Ok, None);
             Ok(outcome)
@@ -168,7 +194,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             ctx.journal.run_end(status, Some(&error));
             Err(error)
         }
-    }
+    };
+    // Flush what the run changed (and its log) before reporting, whatever the outcome.
+    ctx.ws.finish()?;
+    result
 }
 
 /// Turn a Rhai error into our error, pointing at the innermost script position.
