@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod error;
+pub mod validate;
 
 pub use error::{Error, Result};
