@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -28,13 +27,27 @@ pub enum Error {
     /// The command line or a parameter is wrong.
     Usage(String),
     /// A runbook's header is missing a field or has a malformed one.
-    Header { file: String, line: usize, message: String },
+    Header {
+        file: String,
+        line: usize,
+        message: String,
+    },
     /// A script does not compile, or calls a primitive that does not exist.
     Compile { location: Location, message: String },
     /// Reading or writing a file failed.
-    Io { path: String, action: &'static str, source: io::Error },
+    Io {
+        path: String,
+        action: &'static str,
+        source: io::Error,
+    },
     /// A structured file (JSON, YAML, CSV) is malformed; `line`/`column` are 1-based, 0 if unknown.
-    Parse { path: String, format: &'static str, line: usize, column: usize, message: String },
+    Parse {
+        path: String,
+        format: &'static str,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// A path given to a primitive would leave the workspace, or touches `.runbook/`.
     Sandbox { path: String, reason: String },
     /// A value given to a primitive is not acceptable (bad version, bad argument, bad data).
@@ -46,9 +59,16 @@ pub enum Error {
     /// A process could not be started, signalled or waited for.
     Process { what: String, message: String },
     /// A runbook failed while running: a step error, an assertion, a runtime error.
-    Failed { location: Option<Location>, step: Option<String>, message: String },
+    Failed {
+        location: Option<Location>,
+        step: Option<String>,
+        message: String,
+    },
     /// The run went past `--timeout`.
-    Timeout { limit: String, location: Option<Location> },
+    Timeout {
+        limit: String,
+        location: Option<Location>,
+    },
     /// Ctrl-C stopped the run.
     Interrupted,
 }
@@ -63,19 +83,32 @@ impl Error {
     }
 
     pub fn io(path: impl Into<String>, action: &'static str, source: io::Error) -> Self {
-        Error::Io { path: path.into(), action, source }
+        Error::Io {
+            path: path.into(),
+            action,
+            source,
+        }
     }
 
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid { what: what.into(), message: message.into() }
+        Error::Invalid {
+            what: what.into(),
+            message: message.into(),
+        }
     }
 
     pub fn sandbox(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Sandbox { path: path.into(), reason: reason.into() }
+        Error::Sandbox {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn registry(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Registry { path: path.into(), message: message.into() }
+        Error::Registry {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// The source location this error points at, if any.
@@ -90,12 +123,22 @@ impl Error {
     /// Attach a script location to an error that has none yet.
     pub fn at(self, location: Location) -> Self {
         match self {
-            Error::Timeout { limit, location: None } => {
-                Error::Timeout { limit, location: Some(location) }
-            }
-            Error::Failed { location: None, step, message } => {
-                Error::Failed { location: Some(location), step, message }
-            }
+            Error::Timeout {
+                limit,
+                location: None,
+            } => Error::Timeout {
+                limit,
+                location: Some(location),
+            },
+            Error::Failed {
+                location: None,
+                step,
+                message,
+            } => Error::Failed {
+                location: Some(location),
+                step,
+                message,
+            },
             other => other,
         }
     }
