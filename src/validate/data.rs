@@ -13,6 +13,10 @@
 //! metrics then report with its row. `inf`/`infinity` (any case, optional sign) parse as
 //! infinities.
 //!
+//! CSV dialect: comma-separated, `\n` or `\r\n` line endings, the last newline optional, an
+//! optional UTF-8 BOM, blank lines skipped. Spaces around a cell and double quotes around a
+//! whole cell are dropped; a quoted cell may not contain a comma (numeric data never does).
+//!
 //! Every error names the file, and for CSV the line (1-based, counting the header as line 1)
 //! and the column.
 
@@ -21,6 +25,7 @@ use std::path::Path;
 use std::thread;
 
 use ndarray::{s, Array1, Array2, ArrayD, Axis, Ix1, Ix2};
+use ndarray_npy::npy::header::ParseHeaderError;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
 
 use crate::error::{Error, Result};
@@ -226,7 +231,7 @@ fn parse_csv_with(
         return Err(parse_error(
             0,
             0,
-            "the file is empty; it needs a header line and at least one row".into(),
+            "the file is empty (it needs a header line and at least one row)".into(),
         ));
     }
 
@@ -250,9 +255,7 @@ fn parse_csv_with(
             return Err(parse_error(
                 1,
                 1,
-                format!(
-                    "column `{name}` appears twice in the header; give each column its own name"
-                ),
+                format!("column `{name}` appears twice in the header"),
             ));
         }
     }
@@ -261,7 +264,7 @@ fn parse_csv_with(
             1,
             1,
             format!(
-                "there is no target column `{target}` (the header has {}); name the target column",
+                "the header has no target column `{target}` (its columns: {})",
                 list_names(&columns)
             ),
         ));
@@ -367,7 +370,7 @@ fn parse_csv_with(
         return Err(parse_error(
             0,
             0,
-            "the file has a header but no data rows; validation needs at least one row".into(),
+            "the file has a header but no data rows".into(),
         ));
     }
     x.truncate(n_rows * nf);
@@ -479,7 +482,7 @@ fn parse_chunk(
                     line,
                     end - line_start + 1,
                     format!(
-                        "the line has {} cells but the header has {ncols} columns (column `{}` is missing); every line needs a cell for every column",
+                        "the line has {} cells but the header has {ncols} columns (no cell for column `{}`)",
                         c + 1,
                         layout.columns[c + 1]
                     ),
@@ -493,9 +496,7 @@ fn parse_chunk(
                     return Err(layout.error(
                         line,
                         end - line_start + 1,
-                        format!(
-                            "the line has more cells than the {ncols} columns of the header; every line needs exactly one cell per column"
-                        ),
+                        format!("the line has more cells than the {ncols} columns of the header"),
                     ))
                 }
                 // Only a cell ending in a stray `\r` gets here; report it as that cell.
@@ -503,7 +504,11 @@ fn parse_chunk(
                     return Err(parse_cell_slow(layout, chunk, pos, line, line_start, c)
                         .err()
                         .unwrap_or_else(|| {
-                            layout.error(line, end - line_start + 1, "a stray carriage return ends the line".into())
+                            layout.error(
+                                line,
+                                end - line_start + 1,
+                                "a stray carriage return ends the line".into(),
+                            )
                         }))
                 }
             };
@@ -635,7 +640,7 @@ fn parse_cell_slow(
                 line,
                 pos - line_start + 1,
                 format!(
-                    "the cell `{shown}` in column `{}` is not a number; use a number, or leave the cell empty for a missing value",
+                    "the cell `{shown}` in column `{}` is not a number (leave a cell empty for a missing value)",
                     layout.columns[column]
                 ),
             ))
@@ -793,16 +798,17 @@ fn read_npy_f64(path: &Path, display_path: &str) -> Result<ArrayD<f64>> {
 fn npy_read_error(e: ReadNpyError, display_path: &str) -> Error {
     match e {
         ReadNpyError::Io(io) => Error::io(display_path, "read", io),
-        ReadNpyError::ParseHeader(h) => npy_error(
+        ReadNpyError::ParseHeader(ParseHeaderError::MagicString) => npy_error(
             display_path,
-            format!("it is not a NumPy .npy file ({h}); save the array with `numpy.save`"),
+            "it does not start with the .npy magic bytes, so it is not a NumPy array file (write one with `numpy.save`)".into(),
         ),
+        ReadNpyError::ParseHeader(h) => npy_error(display_path, format!("its header is malformed ({h})")),
         ReadNpyError::WrongDescriptor(d) => npy_error(
             display_path,
-            format!("its elements are `{d}`; only float64 and float32 arrays are read (convert with `.astype(numpy.float64)`)"),
+            format!("its elements are `{d}`, but only float64 and float32 arrays are read (convert with `.astype(numpy.float64)`)"),
         ),
         ReadNpyError::MissingData => {
-            npy_error(display_path, "the file ends before all the data its header announces; it may be truncated".into())
+            npy_error(display_path, "the file ends before all the data its header announces (is it truncated?)".into())
         }
         ReadNpyError::ExtraBytes(n) => {
             npy_error(display_path, format!("{n} bytes follow the data its header announces"))
@@ -915,7 +921,7 @@ mod tests {
     fn ragged_rows_are_errors() {
         let err = message("a,b,y\n1,2,3\n4,5\n");
         assert!(
-            err.contains("2 cells but the header has 3") && err.contains("column `y` is missing"),
+            err.contains("2 cells but the header has 3") && err.contains("no cell for column `y`"),
             "{err}"
         );
         assert!(err.contains("line 3"), "{err}");
@@ -1102,7 +1108,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("`t.npy`") && err.contains("not a NumPy .npy file"),
+            err.contains("`t.npy`") && err.contains("not a NumPy array file"),
             "{err}"
         );
 
