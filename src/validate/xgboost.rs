@@ -327,7 +327,12 @@ impl Booster {
         Ok(self.predict_columns(data.x.view(), &columns))
     }
 
-    /// Predict rows of `x`, where model feature `f` is column `columns[f]`.
+    /// Predict rows of `x`, where model feature `f` is column `columns[f]`. This is the
+    /// unchecked core of [`Booster::predict`], for callers that matched columns themselves.
+    ///
+    /// # Panics
+    /// If `columns` does not hold exactly one entry per model feature, or names a column
+    /// that `x` does not have.
     pub fn predict_columns(&self, x: ArrayView2<f64>, columns: &[usize]) -> Array1<f64> {
         assert_eq!(
             columns.len(),
@@ -399,7 +404,7 @@ impl Booster {
     /// return the leaf each reaches. Every walk takes exactly `depth` steps, leaves looping
     /// to themselves, and the side is picked by a select, not a branch: nothing depends on
     /// the data's control flow, so nothing is mispredicted. Scoring 1M rows with 100 trees
-    /// of depth 6 took 3.2 s with a walk that stops at the leaf, under 0.3 s like this.
+    /// of depth 6 took 3.2 s with a walk that stops at the leaf, about 0.3 s like this.
     #[inline]
     fn walk_lanes(&self, tree: Tree, rows: &[f32], width: usize) -> [u32; LANES] {
         let mut at = [tree.root; LANES];
