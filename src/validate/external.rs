@@ -459,8 +459,13 @@ tail -n +2 "$2" | awk -F, '{ b = ($2 == "NaN") ? 0 : $2; print $1 + b }'
     #[test]
     fn timeout_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
-        // A shell whose child sleeps and keeps stdout open: both must be killed.
-        let cmd = script(dir.path(), "slow.sh", "sleep 30 &\nsleep 30\n");
+        let pid_file = dir.path().join("grandchild.pid");
+        // A shell whose own child sleeps and keeps stdout open: both must be killed.
+        let cmd = script(
+            dir.path(),
+            "slow.sh",
+            &format!("sleep 30 &\necho $! > '{}'\nsleep 30\n", pid_file.display()),
+        );
         let start = Instant::now();
         let err = run(&cmd, dir.path(), Duration::from_millis(300))
             .unwrap_err()
@@ -472,6 +477,25 @@ tail -n +2 "$2" | awk -F, '{ b = ($2 == "NaN") ? 0 : $2; print $1 + b }'
         );
         assert!(err.contains("did not finish within 300 ms"), "{err}");
         no_temp_files_left(dir.path());
+        let pid = fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        // Gone, or a zombie waiting for init to reap it: either way no longer running.
+        let alive = || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| {
+                    !stat
+                        .rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false)
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the predictor's child {pid} outlived the timeout");
     }
 
     #[test]
