@@ -21,5 +21,6 @@ pub mod journal;
 pub mod primitives;
 pub mod runner;
 pub mod trash;
+pub mod validate;
 
 pub use error::{Error, Result};

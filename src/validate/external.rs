@@ -1,0 +1,535 @@
+//! Predictions from an external command, for model formats this crate does not evaluate
+//! itself (pickles, ONNX, a team's own scoring script).
+//!
+//! The dataset's features are written as CSV (a header of feature names, then one line per
+//! row, missing values as `NaN`) to a temporary file in the caller's scratch directory. The
+//! command runs directly (no shell, so nothing in a path is ever interpreted) with the model
+//! path and the data path as its last two arguments, or in place of arguments that are
+//! exactly `{model}` and `{data}`. It prints one prediction per line on stdout, optionally
+//! under a one-word header line (as a one-column CSV has).
+//!
+//! A predictor is someone else's code, so every way it can go wrong ends in a clear error
+//! rather than a hang or a wrong number: it cannot be started; it exits non-zero (the error
+//! carries the end of its stderr); it prints something that is not a number (the line is
+//! named); it prints the wrong number of predictions; or it runs past the timeout, in which
+//! case its whole process group is killed and reaped. stdout and stderr are drained on
+//! their own threads, so a child that writes a lot to either cannot block on a full pipe.
+//! The temporary data file is removed in every case.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ndarray::Array1;
+
+use crate::error::{Error, Result};
+use crate::validate::data::Dataset;
+
+/// How much of the end of stderr is kept for the error message.
+const STDERR_TAIL: usize = 2000;
+
+/// Run `command` to predict `data` with the model at `model_path`. See the module doc for the
+/// protocol. `scratch_dir` must exist; the data file written there is removed afterwards.
+pub fn predict_external(
+    command: &[String],
+    model_path: &Path,
+    data: &Dataset,
+    scratch_dir: &Path,
+    timeout: Duration,
+) -> Result<Array1<f64>> {
+    let Some(program) = command.first() else {
+        return Err(Error::invalid(
+            "external predictor",
+            "the command is empty; give the program to run and its arguments",
+        ));
+    };
+    let what = format!("external predictor `{}`", command.join(" "));
+    let data_file = TempFile::create(scratch_dir)?;
+    write_features(data, &data_file.path)?;
+
+    let model_arg = model_path.as_os_str();
+    let data_arg = data_file.path.as_os_str();
+    let mut cmd = Command::new(program);
+    let mut placeholders = false;
+    for arg in &command[1..] {
+        match arg.as_str() {
+            "{model}" => {
+                placeholders = true;
+                cmd.arg(model_arg)
+            }
+            "{data}" => {
+                placeholders = true;
+                cmd.arg(data_arg)
+            }
+            _ => cmd.arg(arg),
+        };
+    }
+    if !placeholders {
+        cmd.arg(model_arg).arg(data_arg);
+    }
+    // Its own process group, so a timeout kills the predictor's children too (a shell
+    // script's python, say), and none is left holding the output pipes open.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        let message = match e.kind() {
+            io::ErrorKind::NotFound => {
+                format!("cannot start `{program}`: no such program; check the command and PATH")
+            }
+            io::ErrorKind::PermissionDenied => {
+                format!("cannot start `{program}`: permission denied; make it executable")
+            }
+            _ => format!("cannot start `{program}`: {e}"),
+        };
+        Error::Process {
+            what: what.clone(),
+            message,
+        }
+    })?;
+
+    let stdout = drain(child.stdout.take().expect("stdout is piped"), usize::MAX);
+    let stderr = drain(child.stderr.take().expect("stderr is piped"), STDERR_TAIL);
+    let deadline = Instant::now() + timeout;
+    let timed_out = || {
+        Error::Process {
+        what: what.clone(),
+        message: format!(
+            "it did not finish within {}; it was stopped. Raise the timeout if the model needs longer",
+            human(timeout)
+        ),
+    }
+    };
+
+    let status = match wait_until(&mut child, deadline) {
+        Some(status) => status,
+        None => {
+            kill_group(&mut child);
+            return Err(timed_out());
+        }
+    };
+    // The child has exited, but a process it started may still hold the pipes: the output is
+    // complete only when both readers reach end of file, and that too must happen in time.
+    let (Some(out), Some(err)) = (recv_until(&stdout, deadline), recv_until(&stderr, deadline))
+    else {
+        kill_group(&mut child);
+        return Err(timed_out());
+    };
+    let out = out.map_err(|e| Error::Process {
+        what: what.clone(),
+        message: format!("cannot read its output: {e}"),
+    })?;
+    let err_tail = err
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+
+    if !status.success() {
+        let how = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("it exited with status {code}"),
+            (None, Some(sig)) => format!("it was killed by signal {sig}"),
+            _ => format!("it failed ({status})"),
+        };
+        let message = if err_tail.is_empty() {
+            format!("{how} and wrote nothing to stderr")
+        } else {
+            format!("{how}; the end of its stderr:\n{err_tail}")
+        };
+        return Err(Error::Process { what, message });
+    }
+    parse_predictions(&out, data.n_rows()).map_err(|message| Error::Process { what, message })
+}
+
+/// A uniquely named file in the scratch directory, removed when dropped.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn create(dir: &Path) -> Result<TempFile> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("runbook-predict-{}-{n}.csv", std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(_) => return Ok(TempFile { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(path.display().to_string(), "create", e)),
+            }
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The features as CSV. `{:?}` prints the shortest text that reads back as the same f64 and
+/// `NaN` for missing values, which Python's `float`, NumPy and pandas all read.
+fn write_features(data: &Dataset, path: &Path) -> Result<()> {
+    let io_err = |e| Error::io(path.display().to_string(), "write", e);
+    let mut w = BufWriter::with_capacity(1 << 16, File::create(path).map_err(io_err)?);
+    let header: Vec<String> = data.features.iter().map(|f| csv_field(f)).collect();
+    writeln!(w, "{}", header.join(",")).map_err(io_err)?;
+    for row in data.x.rows() {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",").map_err(io_err)?;
+            }
+            write!(w, "{v:?}").map_err(io_err)?;
+        }
+        w.write_all(b"\n").map_err(io_err)?;
+    }
+    w.flush().map_err(io_err)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Read a pipe to its end on a thread. Keeps everything, or only the last `keep` bytes
+/// (stderr: a chatty predictor must not fill memory, and the end is what explains a failure).
+fn drain(mut pipe: impl Read + Send + 'static, keep: usize) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 64 * 1024];
+        let result = loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break Ok(buf),
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.len() > keep.saturating_mul(2) {
+                        buf.drain(..buf.len() - keep);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let result = result.map(|mut b| {
+            if b.len() > keep {
+                b.drain(..b.len() - keep);
+            }
+            b
+        });
+        let _ = tx.send(result);
+    });
+    rx
+}
+
+fn recv_until<T>(rx: &mpsc::Receiver<T>, deadline: Instant) -> Option<T> {
+    rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// Wait for the child until `deadline`; `None` if it is still running then.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    // Poll with a short, growing sleep: quick predictors return within a few milliseconds of
+    // exiting, long ones cost a wake-up every 50 ms.
+    let mut nap = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(_) => return child.wait().ok(),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::sleep(nap.min(deadline - now));
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// SIGKILL the child's process group, then reap the child so no zombie is left.
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the process group the child leads
+        // (it was started with process_group(0)); it has no memory effects on this process.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn human(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// One number per line, possibly under a header line. Errors are messages for
+/// `Error::Process`, naming the line.
+fn parse_predictions(out: &[u8], expected: usize) -> std::result::Result<Array1<f64>, String> {
+    let text = String::from_utf8_lossy(out);
+    let mut values = Vec::with_capacity(expected);
+    let mut saw_line = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let first = !saw_line;
+        saw_line = true;
+        if line.contains(',') {
+            return Err(format!(
+                "line {} of its output has several columns (`{}`); print one prediction per line",
+                i + 1,
+                shorten(line)
+            ));
+        }
+        match fast_float2::parse::<f64, _>(line) {
+            Ok(v) => values.push(v),
+            // A one-column CSV: its first line names the column.
+            Err(_) if first => {}
+            Err(_) => {
+                return Err(format!(
+                    "line {} of its output is `{}`, not a number; print one prediction per line",
+                    i + 1,
+                    shorten(line)
+                ))
+            }
+        }
+    }
+    if values.len() != expected {
+        return Err(format!(
+            "it printed {} predictions for {expected} rows; print exactly one per data row (a header line, if any, must not be a number)",
+            values.len()
+        ));
+    }
+    Ok(Array1::from_vec(values))
+}
+
+fn shorten(line: &str) -> String {
+    let mut s: String = line.chars().take(60).collect();
+    if s.len() < line.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::data::parse_csv;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn data() -> Dataset {
+        parse_csv(b"a,b,y\n1,2,0\n3,,0\n5,6,0\n", "d.csv", "y").unwrap()
+    }
+
+    /// Write an executable script into `dir` and return the command that runs it.
+    fn script(dir: &Path, name: &str, body: &str) -> Vec<String> {
+        let path = dir.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        vec![path.display().to_string()]
+    }
+
+    fn run(command: &[String], dir: &Path, timeout: Duration) -> Result<Array1<f64>> {
+        predict_external(command, Path::new("model.bin"), &data(), dir, timeout)
+    }
+
+    fn no_temp_files_left(dir: &Path) {
+        let left: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("runbook-predict-")
+            })
+            .collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
+    }
+
+    #[test]
+    fn sums_the_features_of_each_row() {
+        let dir = tempfile::tempdir().unwrap();
+        // Checks its arguments, then prints a header and a + b per row (missing b as 0).
+        let cmd = script(
+            dir.path(),
+            "sum.sh",
+            r#"[ "$1" = model.bin ] || { echo "bad model arg $1" >&2; exit 3; }
+echo prediction
+tail -n +2 "$2" | awk -F, '{ b = ($2 == "NaN") ? 0 : $2; print $1 + b }'
+"#,
+        );
+        let p = run(&cmd, dir.path(), Duration::from_secs(10)).unwrap();
+        assert_eq!(p.to_vec(), vec![3.0, 3.0, 11.0]);
+        no_temp_files_left(dir.path());
+    }
+
+    #[test]
+    fn placeholders_put_the_paths_where_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = script(dir.path(), "p.sh", "head -1 \"$2\" >&2; [ \"$3\" = model.bin ] && [ \"$1\" = x ] || exit 4\nprintf '1\\n2\\n3\\n'\n");
+        cmd.extend(["x", "{data}", "{model}"].map(String::from));
+        assert_eq!(
+            run(&cmd, dir.path(), Duration::from_secs(10))
+                .unwrap()
+                .to_vec(),
+            vec![1.0, 2.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn writes_features_as_csv_with_nan_for_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.csv");
+        let cmd = script(
+            dir.path(),
+            "c.sh",
+            &format!("cp \"$2\" '{}'\nprintf '0\\n0\\n0\\n'\n", copy.display()),
+        );
+        run(&cmd, dir.path(), Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            fs::read_to_string(copy).unwrap(),
+            "a,b\n1.0,2.0\n3.0,NaN\n5.0,6.0\n"
+        );
+    }
+
+    #[test]
+    fn failure_reports_status_and_stderr_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = script(
+            dir.path(),
+            "fail.sh",
+            "echo 'Traceback: model file is corrupt' >&2\nexit 2\n",
+        );
+        let err = run(&cmd, dir.path(), Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exited with status 2") && err.contains("model file is corrupt"),
+            "{err}"
+        );
+        no_temp_files_left(dir.path());
+    }
+
+    #[test]
+    fn missing_program_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = vec!["/nonexistent/predictor".to_string()];
+        let err = run(&cmd, dir.path(), Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no such program"), "{err}");
+        no_temp_files_left(dir.path());
+    }
+
+    #[test]
+    fn wrong_row_count_says_expected_and_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = script(dir.path(), "short.sh", "printf '1\\n2\\n'\n");
+        let err = run(&cmd, dir.path(), Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("printed 2 predictions for 3 rows"), "{err}");
+    }
+
+    #[test]
+    fn non_number_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = script(dir.path(), "bad.sh", "printf 'pred\\n1\\noops\\n3\\n'\n");
+        let err = run(&cmd, dir.path(), Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("`oops`"), "{err}");
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        // A shell whose own child sleeps and keeps stdout open: both must be killed.
+        let cmd = script(
+            dir.path(),
+            "slow.sh",
+            &format!("sleep 30 &\necho $! > '{}'\nsleep 30\n", pid_file.display()),
+        );
+        let start = Instant::now();
+        let err = run(&cmd, dir.path(), Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(err.contains("did not finish within 300 ms"), "{err}");
+        no_temp_files_left(dir.path());
+        let pid = fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        // Gone, or a zombie waiting for init to reap it: either way no longer running.
+        let alive = || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| {
+                    !stat
+                        .rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false)
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the predictor's child {pid} outlived the timeout");
+    }
+
+    #[test]
+    fn chatty_child_does_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1 MB of stderr before any output: more than a pipe buffer holds.
+        let cmd = script(
+            dir.path(),
+            "chatty.sh",
+            "head -c 1000000 /dev/zero | tr '\\0' x >&2\nprintf '1\\n2\\n3\\n'\n",
+        );
+        assert_eq!(
+            run(&cmd, dir.path(), Duration::from_secs(20))
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn python_predictor_with_csv_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let py = dir.path().join("predict.py");
+        fs::write(
+            &py,
+            "import csv, sys\nrows = list(csv.DictReader(open(sys.argv[2])))\nprint('prediction')\nfor r in rows:\n    print(float(r['a']) * 2)\n",
+        )
+        .unwrap();
+        let cmd = vec!["python3".to_string(), py.display().to_string()];
+        match run(&cmd, dir.path(), Duration::from_secs(20)) {
+            Ok(p) => assert_eq!(p.to_vec(), vec![2.0, 6.0, 10.0]),
+            // Machines without python3 still run the shell-script tests above.
+            Err(e) if e.to_string().contains("no such program") => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Model validation: load held-out data, predict with a model, and score the predictions.
+//!
+//! This is the pure-Rust core behind the runbook's validation primitives; it knows nothing of
+//! Rhai. A rollback promotes an older model version again, and before it does, the runbook
+//! checks that version against validation data. That check must be trustworthy (feature
+//! names are matched, bad data is reported with file, line and column, NaN never passes
+//! silently) and fast on large data, since it sits on the critical path of an incident.
+//!
+//! - [`data`]: [`Dataset`] from CSV (parallel parser) or `.npy`.
+//! - [`model`]: [`Model`], a linear model or an XGBoost booster read from JSON, and predict.
+//! - [`xgboost`]: native evaluation of XGBoost JSON models.
+//! - [`external`]: any other model format, through a predictor command.
+//! - [`metrics`]: MSE, RMSE, MAE, R², max absolute error.
+
+pub mod data;
+pub mod external;
+pub mod metrics;
+pub mod model;
+pub mod xgboost;
+
+pub use data::{load_csv, load_npy_matrix, load_npy_pair, parse_csv, Dataset};
+pub use external::predict_external;
+pub use metrics::{mae, max_abs_error, mse, r2, rmse};
+pub use model::Model;
+pub use xgboost::Booster;

@@ -1,0 +1,288 @@
+//! Models that validation can evaluate natively, read from their JSON files: the linear
+//! model the SL pipeline writes (`{"type": "linear", "weights": [...], "bias": b,
+//! "features": [...]}`) and XGBoost boosters (`Booster.save_model("model.json")`).
+//!
+//! The format is told from the document itself, not from the file name, because registries
+//! name artifacts freely (`sl_model_v3.json` may hold either). Before predicting, the
+//! model's feature names are matched against the data's columns by name, so a model is
+//! never silently fed columns in the wrong order; a model without names gets the data's
+//! columns in order, and then their number must match exactly. Other formats go through
+//! [`crate::validate::external`].
+
+use std::path::Path;
+
+use ndarray::Array1;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::validate::data::Dataset;
+use crate::validate::xgboost::{Booster, LearnerJson};
+
+/// A model ready to predict.
+#[derive(Debug, Clone)]
+pub enum Model {
+    /// `prediction = bias + Σ weights[i] * feature_i`.
+    Linear {
+        weights: Vec<f64>,
+        bias: f64,
+        /// The feature each weight applies to; without names, weight `i` applies to data
+        /// column `i`.
+        features: Option<Vec<String>>,
+        /// The model file as the user named it, for messages.
+        source: String,
+    },
+    /// A gradient-boosted tree ensemble from XGBoost.
+    XGBoost(Booster),
+}
+
+/// Everything a supported model document may hold at its top level; which fields are present
+/// tells the format. Unknown fields are ignored.
+#[derive(Deserialize)]
+struct ModelDocument {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    weights: Option<Vec<f64>>,
+    bias: Option<f64>,
+    features: Option<Vec<String>>,
+    learner: Option<LearnerJson>,
+}
+
+impl Model {
+    /// Read and parse a model file. See [`Model::from_json_bytes`].
+    pub fn load(path: &Path, display_path: &str) -> Result<Model> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(display_path, "read", e))?;
+        Model::from_json_bytes(&bytes, display_path)
+    }
+
+    /// Parse a model from JSON, telling the format from its content: an object with
+    /// `"type": "linear"` is a linear model, one with `learner` an XGBoost model.
+    pub fn from_json_bytes(bytes: &[u8], display_path: &str) -> Result<Model> {
+        let doc: ModelDocument = serde_json::from_slice(bytes).map_err(|e| Error::Parse {
+            path: display_path.to_string(),
+            format: "model JSON",
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| Error::invalid(format!("model `{display_path}`"), message);
+        if let Some(learner) = doc.learner {
+            return Booster::from_learner(learner, display_path).map(Model::XGBoost);
+        }
+        match doc.kind.as_deref() {
+            Some("linear") => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "model type `{other}` cannot be evaluated natively (supported: `linear`, XGBoost JSON); use an external predictor for it"
+                )))
+            }
+            None => {
+                return Err(invalid(
+                    "the file is neither a linear model (`{\"type\": \"linear\", ...}`) nor an XGBoost JSON model (with `learner`); use an external predictor for other formats".into(),
+                ))
+            }
+        }
+        let Some(weights) = doc.weights else {
+            return Err(invalid(
+                "the linear model has no `weights`; add the list of weights".into(),
+            ));
+        };
+        let Some(bias) = doc.bias else {
+            return Err(invalid(
+                "the linear model has no `bias`; add it (0 for none)".into(),
+            ));
+        };
+        if let Some(names) = &doc.features {
+            if names.len() != weights.len() {
+                return Err(invalid(format!(
+                    "the linear model has {} weights but {} feature names; give one name per weight",
+                    weights.len(),
+                    names.len()
+                )));
+            }
+            if let Some(dup) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n))
+            {
+                return Err(invalid(format!("feature `{}` is named twice", dup.1)));
+            }
+        }
+        if let Some(i) = weights.iter().position(|w| !w.is_finite()) {
+            return Err(invalid(format!(
+                "weight {i} is {}; every weight must be a finite number",
+                weights[i]
+            )));
+        }
+        Ok(Model::Linear {
+            weights,
+            bias,
+            features: doc.features,
+            source: display_path.to_string(),
+        })
+    }
+
+    /// The feature names the model expects, when it records them.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        match self {
+            Model::Linear { features, .. } => features.as_deref(),
+            Model::XGBoost(b) => b.feature_names(),
+        }
+    }
+
+    /// A short name for the kind of model, for logs: `linear` or `xgboost`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Model::Linear { .. } => "linear",
+            Model::XGBoost(_) => "xgboost",
+        }
+    }
+
+    /// Predict one value per row of `data`, after checking that the data has the model's
+    /// features (by name when the model names them, by count otherwise).
+    pub fn predict(&self, data: &Dataset) -> Result<Array1<f64>> {
+        match self {
+            Model::XGBoost(b) => b.predict(data),
+            Model::Linear {
+                weights,
+                bias,
+                features,
+                source,
+            } => {
+                let columns = match features {
+                    Some(names) => data.columns_for(names, source)?,
+                    None => {
+                        if data.n_features() != weights.len() {
+                            return Err(Error::invalid(
+                                format!("model `{source}`"),
+                                format!(
+                                    "it has {} weights and no feature names, but data `{}` has {} feature columns; give data with exactly the model's features in training order, or add `features` to the model",
+                                    weights.len(),
+                                    data.source,
+                                    data.n_features()
+                                ),
+                            ));
+                        }
+                        (0..weights.len()).collect()
+                    }
+                };
+                Ok(linear_predict(data, weights, *bias, &columns))
+            }
+        }
+    }
+}
+
+fn linear_predict(data: &Dataset, weights: &[f64], bias: f64, columns: &[usize]) -> Array1<f64> {
+    let x = &data.x;
+    let in_order = columns.len() == x.ncols() && columns.iter().enumerate().all(|(i, &c)| i == c);
+    if in_order {
+        // ndarray's matrix-vector product: one pass over the rows.
+        let w = ndarray::ArrayView1::from(weights);
+        return x.dot(&w) + bias;
+    }
+    // Columns picked by name: still one pass over the rows, never one per column.
+    x.rows()
+        .into_iter()
+        .map(|row| {
+            bias + columns
+                .iter()
+                .zip(weights)
+                .map(|(&c, w)| w * row[c])
+                .sum::<f64>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::data::parse_csv;
+
+    const LINEAR: &str = r#"{"type": "linear", "weights": [1.0, 2.0, -1.0], "bias": 0.5, "features": ["a", "b", "c"]}"#;
+
+    #[test]
+    fn linear_model_predicts_by_name() {
+        let m = Model::from_json_bytes(LINEAR.as_bytes(), "m.json").unwrap();
+        assert_eq!(m.kind(), "linear");
+        let d = parse_csv(b"a,b,c,y\n1,2,3,0\n0,0,0,0\n", "d.csv", "y").unwrap();
+        assert_eq!(
+            m.predict(&d).unwrap().to_vec(),
+            vec![0.5 + 1.0 + 4.0 - 3.0, 0.5]
+        );
+        // Same data, columns shuffled and one extra: same predictions.
+        let shuffled =
+            parse_csv(b"c,extra,y,a,b\n3,100,0,1,2\n0,100,0,0,0\n", "s.csv", "y").unwrap();
+        assert_eq!(m.predict(&shuffled).unwrap(), m.predict(&d).unwrap());
+    }
+
+    #[test]
+    fn missing_features_are_named_with_both_files() {
+        let m = Model::from_json_bytes(LINEAR.as_bytes(), "models/m.json").unwrap();
+        let d = parse_csv(b"a,y\n1,0\n", "data/d.csv", "y").unwrap();
+        let err = m.predict(&d).unwrap_err().to_string();
+        assert!(err.contains("`b`, `c`"), "{err}");
+        assert!(
+            err.contains("models/m.json") && err.contains("data/d.csv"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unnamed_linear_model_needs_the_same_column_count() {
+        let m = Model::from_json_bytes(
+            br#"{"type": "linear", "weights": [1, 1], "bias": 0}"#,
+            "m.json",
+        )
+        .unwrap();
+        let ok = parse_csv(b"p,q,y\n1,2,0\n", "d.csv", "y").unwrap();
+        assert_eq!(m.predict(&ok).unwrap().to_vec(), vec![3.0]);
+        let wide = parse_csv(b"p,q,r,y\n1,2,3,0\n", "d.csv", "y").unwrap();
+        let err = m.predict(&wide).unwrap_err().to_string();
+        assert!(
+            err.contains("2 weights") && err.contains("3 feature columns"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn format_is_detected_from_content() {
+        let xgb = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/xgboost/regression/model.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            Model::from_json_bytes(&xgb, "x.json").unwrap().kind(),
+            "xgboost"
+        );
+        let err = Model::from_json_bytes(br#"{"type": "sklearn-pickle"}"#, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model type `sklearn-pickle`"), "{err}");
+        let err = Model::from_json_bytes(br#"{"hello": 1}"#, "h.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("neither a linear model"), "{err}");
+        let err = Model::from_json_bytes(b"{\"type\": \"linear\",", "t.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`t.json` is not valid model JSON"), "{err}");
+    }
+
+    #[test]
+    fn malformed_linear_models_are_refused() {
+        let cases: [(&[u8], &str); 3] = [
+            (br#"{"type": "linear", "bias": 0}"#, "no `weights`"),
+            (br#"{"type": "linear", "weights": [1]}"#, "no `bias`"),
+            (
+                br#"{"type": "linear", "weights": [1], "bias": 0, "features": ["a", "b"]}"#,
+                "1 weights but 2 feature names",
+            ),
+        ];
+        for (json, want) in cases {
+            let err = Model::from_json_bytes(json, "m.json")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}
