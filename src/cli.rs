@@ -87,6 +87,15 @@ enum Command {
         /// Only create the workspace; do not run anything.
         #[arg(long)]
         no_run: bool,
+        /// Versions of `sl_forecaster` in the registry (the newest is production).
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        versions: usize,
+        /// Rows of validation data.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        rows: usize,
+        /// Old files to put under `models/archive/` (for scale tests).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        extra_files: usize,
     },
     /// Inspect, restore or purge files that runs removed or overwrote.
     Trash {
@@ -248,7 +257,19 @@ fn dispatch(command: Command) -> Result<i32> {
             dir,
             dry_run,
             no_run,
-        } => crate::demo::demo(dir, dry_run, no_run),
+            versions,
+            rows,
+            extra_files,
+        } => crate::demo::demo(
+            dir,
+            crate::demo::Size {
+                versions,
+                rows,
+                extra_files,
+            },
+            dry_run,
+            no_run,
+        ),
         Command::Trash { action, workspace } => match action {
             TrashAction::List => crate::trash::list(&workspace).map(|_| 0),
             TrashAction::Restore { run_id, paths } => {

@@ -103,8 +103,35 @@ fn iso(t: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// How big a demo workspace is. The defaults make the five-version demo; larger sizes make
+/// the scale workspaces of the benchmarks without Python.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Versions of `sl_forecaster` (at least 2); the newest is production and broken.
+    pub versions: usize,
+    /// Rows of `data/validation.csv`.
+    pub rows: usize,
+    /// Old files under `models/archive/`, all older than `backup_timestamp.txt`.
+    pub extra_files: usize,
+}
+
+impl Default for Size {
+    fn default() -> Size {
+        Size {
+            versions: 5,
+            rows: 1000,
+            extra_files: 0,
+        }
+    }
+}
+
 /// Write the demo workspace into `root` (which must be empty or absent).
-pub fn create_workspace(root: &Path) -> Result<()> {
+pub fn create_workspace(root: &Path, size: Size) -> Result<()> {
+    if size.versions < 2 {
+        return Err(Error::Usage(
+            "a demo workspace needs at least 2 versions".into(),
+        ));
+    }
     if root.exists()
         && fs::read_dir(root)
             .map(|mut d| d.next().is_some())
@@ -116,7 +143,7 @@ pub fn create_workspace(root: &Path) -> Result<()> {
         )));
     }
     fs::create_dir_all(root).map_err(|e| Error::io(root.display().to_string(), "create", e))?;
-    let (n_versions, n_features, n_rows) = (5usize, 8usize, 1000usize);
+    let (n_versions, n_features, n_rows) = (size.versions, 8usize, size.rows);
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let true_w: Vec<f64> = (0..n_features).map(|_| rng.uniform() * 2.0 - 1.0).collect();
     let true_b = 0.25;
@@ -255,6 +282,15 @@ pub fn create_workspace(root: &Path) -> Result<()> {
         "is_production": true, "status": "production", "created_at": iso(base),
         "promoted_at": iso(base + std::time::Duration::from_secs(600)), "metrics": {},
     }));
+    for i in 0..size.extra_files {
+        let rel = format!("models/archive/{:02}/old_{i}.bin", i % 100);
+        write(root, &rel, "x")?;
+        set_mtime(
+            root,
+            &rel,
+            base - day - std::time::Duration::from_secs(i as u64),
+        )?;
+    }
     write(
         root,
         "models/registry.json",
@@ -287,7 +323,7 @@ pub fn create_workspace(root: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn demo(dir: Option<PathBuf>, dry_run: bool, no_run: bool) -> Result<i32> {
+pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Result<i32> {
     let root = match dir {
         Some(d) => d,
         None => {
@@ -295,7 +331,7 @@ pub fn demo(dir: Option<PathBuf>, dry_run: bool, no_run: bool) -> Result<i32> {
             std::env::temp_dir().join(format!("runbook-demo-{stamp}-{}", std::process::id()))
         }
     };
-    create_workspace(&root)?;
+    create_workspace(&root, size)?;
     println!("created demo workspace {}\n", root.display());
     if !no_run {
         let opts = RunOptions {
@@ -309,9 +345,21 @@ pub fn demo(dir: Option<PathBuf>, dry_run: bool, no_run: bool) -> Result<i32> {
         };
         runner::run(&opts)?;
     }
+    // Name the binary as it was run, so the hints work before `cargo install`.
+    let exe = std::env::current_exe()
+        .ok()
+        .filter(|p| !p.starts_with(std::env::temp_dir()))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "runbook".into());
     let r = root.display();
-    println!(
-        "\nnext:\n  cd {r}\n  runbook run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  cat .runbook/runs/*.jsonl                           # the audit log\n  runbook trash list                                  # what was removed, recoverable"
-    );
+    if no_run {
+        println!(
+            "next:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what the rollback would do\n  {exe} run runbooks/full_rollback.rhai             # do it"
+        );
+    } else {
+        println!(
+            "\nnext:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  cat .runbook/runs/*.jsonl                      # the audit log\n  {exe} trash list                                # what was removed, still recoverable"
+        );
+    }
     Ok(0)
 }
