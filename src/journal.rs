@@ -300,15 +300,17 @@ impl Journal {
         };
         match error {
             Some(e) if status != Status::Ok => self.say(format_args!(
-                "{}[{}] {word} after {} : {e}",
+                "{}[{}] {word} {} ({}): {e}",
                 Self::indent(depth),
                 step.number,
+                step.name,
                 fmt_ms(ms)
             )),
             _ => self.say(format_args!(
-                "{}[{}] {word} ({})",
+                "{}[{}] {word} {} ({})",
                 Self::indent(depth),
                 step.number,
+                step.name,
                 fmt_ms(ms)
             )),
         }

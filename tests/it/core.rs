@@ -595,3 +595,42 @@ fn demo_runs_the_full_rollback_in_a_fresh_directory() {
         .code(2)
         .stderr_has("is not empty");
 }
+
+#[test]
+fn ctrl_c_stops_the_run_between_operations_and_logs_it() {
+    let ws = Ws::empty();
+    ws.write(
+        "rb/spin.rhai",
+        "//! name: spin\n//! version: 1.0.0\n//! description: d\n\nstep \"before\" { fs::write(\"a.txt\", \"1\"); }\nstep \"spin\" {\n    loop { }\n}\nstep \"after\" { fs::write(\"b.txt\", \"2\"); }\n",
+    );
+    let child = std::process::Command::new(crate::support::BIN)
+        .args(["run", "rb/spin.rhai"])
+        .current_dir(ws.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the loop is running (the first step wrote its file), then press Ctrl-C.
+    let start = std::time::Instant::now();
+    while !ws.exists("a.txt") && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(!ws.exists("b.txt"), "the run went on after Ctrl-C");
+    let log = ws.last_log();
+    let spin_end = log
+        .iter()
+        .find(|e| e["event"] == "step_end" && e["name"] == "spin")
+        .unwrap();
+    assert_eq!(spin_end["status"], "interrupted");
+    assert_eq!(log.last().unwrap()["status"], "interrupted");
+}
