@@ -64,6 +64,16 @@ impl RunContext {
         }
     }
 
+    /// Like [`fail`](Self::fail), pointing the error at the script position of the call:
+    /// Rhai does not fill in positions for errors of namespaced native functions.
+    pub fn fail_at(&self, call: &rhai::NativeCallContext, err: Error) -> Box<EvalAltResult> {
+        let mut e = self.fail(err);
+        if e.position().is_none() {
+            e.set_position(call.call_position());
+        }
+        e
+    }
+
     pub fn take_fatal(&self) -> Option<Error> {
         self.fatal.borrow_mut().take()
     }

@@ -20,6 +20,8 @@ pub struct Location {
     pub column: usize,
     /// The text of that line, when the file could be read.
     pub source_line: Option<String>,
+    /// Where the runbook called into the imported code that failed (`file:line:column`).
+    pub called_from: Option<String>,
 }
 
 #[derive(Debug)]
@@ -163,6 +165,9 @@ impl Error {
                     src.trim_end()
                 ));
             }
+            if let Some(from) = &loc.called_from {
+                out.push_str(&format!("\n  = called from {from}"));
+            }
         }
         out
     }
@@ -243,6 +248,7 @@ mod tests {
                 line: 12,
                 column: 5,
                 source_line: Some("let x = ;".into()),
+                called_from: None,
             },
             message: "expecting an expression".into(),
         };

@@ -96,6 +96,7 @@ fn location_in(file: &str, text: &str, line: usize, column: usize) -> Location {
         line,
         column,
         source_line: text.lines().nth(line.saturating_sub(1)).map(String::from),
+        called_from: None,
     }
 }
 
@@ -286,7 +287,12 @@ fn locate(err: &EvalAltResult, loaded: &Loaded) -> Option<Location> {
     match source {
         Some(src) if src != loaded.display => {
             let text = std::fs::read_to_string(&src).unwrap_or_default();
-            Some(location_in(&src, &text, line, column))
+            let mut loc = location_in(&src, &text, line, column);
+            // The runbook line that led into the imported code.
+            if let (Some(l), Some(c)) = (err.position().line(), err.position().position()) {
+                loc.called_from = Some(format!("{}:{l}:{c}", loaded.display));
+            }
+            Some(loc)
         }
         _ => Some(location_in(&loaded.display, &loaded.text, line, column)),
     }

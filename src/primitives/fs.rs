@@ -11,7 +11,7 @@ use crate::context::{Ctx, RunContext};
 use crate::effects::RelPath;
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
-use rhai::{Array, Dynamic};
+use rhai::{Array, Dynamic, NativeCallContext};
 use serde_json::json;
 
 /// Files under `dir` modified after `reference` was, optionally only those whose file name
@@ -121,8 +121,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "exists",
         &["path: &str", "bool"],
         "Whether a file or directory exists (in a dry run: would exist at this point).\n```rhai\nif fs::exists(\"configs/sl/training_configs.yaml.backup\") { print(\"backup found\"); }\n```",
-        move |path: &str| -> RhaiResult<bool> {
-            let rel = c.ws.resolve(path).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, path: &str| -> RhaiResult<bool> {
+            let rel = c.ws.resolve(path).map_err(|e| c.fail_at(&call, e))?;
             Ok(c.ws.exists(&rel))
         },
     );
@@ -131,8 +131,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "is_dir",
         &["path: &str", "bool"],
         "Whether `path` is a directory.\n```rhai\nassert(fs::is_dir(\"models\"), \"no models/ directory\");\n```",
-        move |path: &str| -> RhaiResult<bool> {
-            let rel = c.ws.resolve(path).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, path: &str| -> RhaiResult<bool> {
+            let rel = c.ws.resolve(path).map_err(|e| c.fail_at(&call, e))?;
             Ok(c.ws.is_dir(&rel))
         },
     );
@@ -141,9 +141,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "read",
         &["path: &str", "String"],
         "The text of a file (UTF-8).\n```rhai\nlet ts = fs::read(\"backup_timestamp.txt\");\n```",
-        move |path: &str| -> RhaiResult<String> {
-            let rel = c.ws.resolve(path).map_err(|e| c.fail(e))?;
-            c.ws.read_string(&rel).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str| -> RhaiResult<String> {
+            let rel = c.ws.resolve(path).map_err(|e| c.fail_at(&call, e))?;
+            c.ws.read_string(&rel).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -151,9 +151,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "write",
         &["path: &str", "text: &str", "()"],
         "Write a text file atomically (temp file, then rename), creating parent directories. An existing file's old content is kept in the trash.\n```rhai\nfs::write(\"backup_timestamp.txt\", timestamp());\n```",
-        move |path: &str, text: &str| -> RhaiResult<()> {
-            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail(e))?;
-            let kept = c.ws.write(&rel, text.as_bytes()).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, path: &str, text: &str| -> RhaiResult<()> {
+            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail_at(&call, e))?;
+            let kept = c.ws.write(&rel, text.as_bytes()).map_err(|e| c.fail_at(&call, e))?;
             let summary = match &kept {
                 Some(t) => format!("write `{rel}` ({} bytes; old content kept at `{t}`)", text.len()),
                 None => format!("write `{rel}` ({} bytes)", text.len()),
@@ -173,8 +173,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "glob",
         &["pattern: &str", "Array"],
         "Paths matching a glob pattern (`*`, `?`, `[..]`, `**`), sorted. `*` does not cross `/`.\n```rhai\nfor p in fs::glob(\"models/sl_model_v5*\") { print(p); }\n```",
-        move |pattern: &str| -> RhaiResult<Array> {
-            let found = c.ws.glob(pattern).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, pattern: &str| -> RhaiResult<Array> {
+            let found = c.ws.glob(pattern).map_err(|e| c.fail_at(&call, e))?;
             Ok(found.into_iter().map(|p| Dynamic::from(p.as_str().to_string())).collect())
         },
     );
@@ -183,8 +183,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "newer",
         &["dir: &str", "reference: &str", "Array"],
         "Files under `dir` (recursively) modified after `reference` was: the plan's `find DIR -newer REF`.\n```rhai\nlet fresh = fs::newer(\"models\", \"backup_timestamp.txt\");\n```",
-        move |dir: &str, reference: &str| -> RhaiResult<Array> {
-            let found = newer(&c, dir, reference, None).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, dir: &str, reference: &str| -> RhaiResult<Array> {
+            let found = newer(&c, dir, reference, None).map_err(|e| c.fail_at(&call, e))?;
             Ok(found.into_iter().map(Dynamic::from).collect())
         },
     );
@@ -193,8 +193,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "newer",
         &["dir: &str", "reference: &str", "name_glob: &str", "Array"],
         "Like `fs::newer(dir, reference)`, keeping files whose name matches `name_glob`: `find DIR -name GLOB -newer REF`.\n```rhai\nlet pkls = fs::newer(\"models\", \"backup_timestamp.txt\", \"*.pkl\");\n```",
-        move |dir: &str, reference: &str, name_glob: &str| -> RhaiResult<Array> {
-            let found = newer(&c, dir, reference, Some(name_glob)).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, dir: &str, reference: &str, name_glob: &str| -> RhaiResult<Array> {
+            let found = newer(&c, dir, reference, Some(name_glob)).map_err(|e| c.fail_at(&call, e))?;
             Ok(found.into_iter().map(Dynamic::from).collect())
         },
     );
@@ -203,10 +203,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "copy",
         &["src: &str", "dst: &str", "i64"],
         "Copy a file or a directory tree; the destination must not exist. A tree appears whole or not at all. Returns the number of files copied.\n```rhai\nfs::copy(\"configs/sl\", \"backups/configs_sl_manual\");\n```",
-        move |src: &str, dst: &str| -> RhaiResult<i64> {
-            let s = c.ws.resolve(src).map_err(|e| c.fail(e))?;
-            let d = c.ws.resolve_writable(dst).map_err(|e| c.fail(e))?;
-            let n = c.ws.copy(&s, &d).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, src: &str, dst: &str| -> RhaiResult<i64> {
+            let s = c.ws.resolve(src).map_err(|e| c.fail_at(&call, e))?;
+            let d = c.ws.resolve_writable(dst).map_err(|e| c.fail_at(&call, e))?;
+            let n = c.ws.copy(&s, &d).map_err(|e| c.fail_at(&call, e))?;
             c.journal.action(
                 ActionKind::FileWritten,
                 "fs.copy",
@@ -222,24 +222,24 @@ pub fn family(ctx: &Ctx) -> Family {
         "backup",
         &["src: &str", "String"],
         "Copy a file or directory into `backups/`, named after it and the run's timestamp as in the plan's §4.1 (`models/registry.json` → `backups/registry_<ts>.json`, `src/sl` → `backups/src_sl_<ts>/`). Never overwrites. Returns the backup's path.\n```rhai\nlet b = fs::backup(\"models/registry.json\");\n```",
-        move |src: &str| -> RhaiResult<String> { backup(&c, src, "backups").map_err(|e| c.fail(e)) },
+        move |call: NativeCallContext, src: &str| -> RhaiResult<String> { backup(&c, src, "backups").map_err(|e| c.fail_at(&call, e)) },
     );
     let c = ctx.clone();
     f.add(
         "backup",
         &["src: &str", "dest_dir: &str", "String"],
         "Like `fs::backup(src)`, into `dest_dir` instead of `backups/`.\n```rhai\nfs::backup(\"configs/sl\", \"backups/pre_rollback\");\n```",
-        move |src: &str, dest_dir: &str| -> RhaiResult<String> { backup(&c, src, dest_dir).map_err(|e| c.fail(e)) },
+        move |call: NativeCallContext, src: &str, dest_dir: &str| -> RhaiResult<String> { backup(&c, src, dest_dir).map_err(|e| c.fail_at(&call, e)) },
     );
     let c = ctx.clone();
     f.add(
         "move",
         &["src: &str", "dst: &str", "()"],
         "Move (rename) a file or directory; the destination must not exist.\n```rhai\nfs::move(\"models/sl_model_v6.json\", \"models/quarantine/sl_model_v6.json\");\n```",
-        move |src: &str, dst: &str| -> RhaiResult<()> {
-            let s = c.ws.resolve_writable(src).map_err(|e| c.fail(e))?;
-            let d = c.ws.resolve_writable(dst).map_err(|e| c.fail(e))?;
-            c.ws.rename(&s, &d).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, src: &str, dst: &str| -> RhaiResult<()> {
+            let s = c.ws.resolve_writable(src).map_err(|e| c.fail_at(&call, e))?;
+            let d = c.ws.resolve_writable(dst).map_err(|e| c.fail_at(&call, e))?;
+            c.ws.rename(&s, &d).map_err(|e| c.fail_at(&call, e))?;
             c.journal.action(ActionKind::FileMoved, "fs.move", json!({"src": s.as_str(), "dst": d.as_str()}), &format!("move `{s}` to `{d}`"), None);
             Ok(())
         },
@@ -249,9 +249,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "mkdir",
         &["path: &str", "bool"],
         "Make a directory and its parents. Returns false when it already existed.\n```rhai\nfs::mkdir(\"backups\");\n```",
-        move |path: &str| -> RhaiResult<bool> {
-            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail(e))?;
-            let made = c.ws.mkdir(&rel).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, path: &str| -> RhaiResult<bool> {
+            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail_at(&call, e))?;
+            let made = c.ws.mkdir(&rel).map_err(|e| c.fail_at(&call, e))?;
             if made {
                 c.journal.action(ActionKind::FileWritten, "fs.mkdir", json!({"path": rel.as_str()}), &format!("create directory `{rel}`"), None);
             }
@@ -263,9 +263,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "remove",
         &["path: &str", "String"],
         "Remove a file or directory by moving it to `.runbook/trash/<run-id>/<path>`, where `runbook trash restore` can bring it back. Returns the trash path.\n```rhai\nfor p in fs::glob(\"models/sl_model_v5*\") { fs::remove(p); }\n```",
-        move |path: &str| -> RhaiResult<String> {
-            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail(e))?;
-            let trash = c.ws.remove(&rel).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, path: &str| -> RhaiResult<String> {
+            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail_at(&call, e))?;
+            let trash = c.ws.remove(&rel).map_err(|e| c.fail_at(&call, e))?;
             c.journal.action(
                 ActionKind::FileRemoved,
                 "fs.remove",

@@ -11,7 +11,7 @@ use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
-use rhai::{Dynamic, Map};
+use rhai::{Dynamic, Map, NativeCallContext};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -177,8 +177,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "stop",
         &["pidfile: &str", "Map"],
         "Stop the process named in `pidfile`: SIGTERM, wait up to 10 s, then SIGKILL. A missing pid file or a dead process is a no-op. Returns `#{ pidfile, pid, outcome }` with outcome `no_pidfile`, `not_running`, `terminated`, `killed` or (dry run) `would_stop`.\n```rhai\nlet r = process::stop(\"run/sl_model_training.pid\");\nprint(r.outcome);\n```",
-        move |pidfile: &str| -> RhaiResult<Map> {
-            stop(&c, pidfile, Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, pidfile: &str| -> RhaiResult<Map> {
+            stop(&c, pidfile, Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -186,10 +186,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "stop",
         &["pidfile: &str", "timeout_secs: Dynamic", "Map"],
         "Like `process::stop(pidfile)` with the SIGTERM grace period in seconds.\n```rhai\nprocess::stop(\"run/sl_model_training.pid\", 30);\n```",
-        move |pidfile: &str, timeout: Dynamic| -> RhaiResult<Map> {
+        move |call: NativeCallContext, pidfile: &str, timeout: Dynamic| -> RhaiResult<Map> {
             let secs = timeout.as_float().or_else(|_| timeout.as_int().map(|i| i as f64)).ok().filter(|s| *s >= 0.0 && s.is_finite());
-            let secs = secs.ok_or_else(|| c.fail(Error::invalid("process::stop", format!("timeout must be a number of seconds, got `{timeout}`"))))?;
-            stop(&c, pidfile, Duration::from_secs_f64(secs)).map_err(|e| c.fail(e))
+            let secs = secs.ok_or_else(|| c.fail_at(&call, Error::invalid("process::stop", format!("timeout must be a number of seconds, got `{timeout}`"))))?;
+            stop(&c, pidfile, Duration::from_secs_f64(secs)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -197,8 +197,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "stop_training",
         &["Map"],
         "Stop the training job named in `run/sl_model_training.pid` (the plan's `pkill -f sl_model_training`, made safe).\n```rhai\nprocess::stop_training();\n```",
-        move || -> RhaiResult<Map> {
-            stop(&c, DEFAULT_PIDFILE, Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)).map_err(|e| c.fail(e))
+        move |call: NativeCallContext| -> RhaiResult<Map> {
+            stop(&c, DEFAULT_PIDFILE, Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -206,8 +206,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "is_running",
         &["pidfile: &str", "bool"],
         "Whether the process named in `pidfile` is alive (false when there is no pid file).\n```rhai\nassert(!process::is_running(\"run/sl_model_training.pid\"), \"training still running\");\n```",
-        move |pidfile: &str| -> RhaiResult<bool> {
-            Ok(read_pid(&c, pidfile).map_err(|e| c.fail(e))?.is_some_and(|(_, pid)| is_alive(pid)))
+        move |call: NativeCallContext, pidfile: &str| -> RhaiResult<bool> {
+            Ok(read_pid(&c, pidfile).map_err(|e| c.fail_at(&call, e))?.is_some_and(|(_, pid)| is_alive(pid)))
         },
     );
     f

@@ -16,7 +16,7 @@ use crate::context::{Ctx, RunContext};
 use crate::effects::RelPath;
 use crate::error::{Error, Result};
 use crate::journal::{now_rfc3339, ActionKind};
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::{json, Value};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -492,9 +492,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "versions",
         &["name: &str", "Array"],
         "Every entry of model `name`, in file order.\n```rhai\nfor e in registry::versions(\"sl_forecaster\") { print(e.version + \" \" + e.status); }\n```",
-        move |name: &str| -> RhaiResult<Array> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, name: &str| -> RhaiResult<Array> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
             Ok(entries.iter().filter(|e| field(e, "name") == name).map(json_to_dynamic).collect())
         },
     );
@@ -503,9 +503,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "get",
         &["name: &str", "version: &str", "Dynamic"],
         "The entry for `name` `version`, or `()` when there is none.\n```rhai\nlet e = registry::get(\"sl_forecaster\", \"v4\");\nif e == () { throw \"no v4\"; }\n```",
-        move |name: &str, version: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
             Ok(find(&entries, name, version).map(|i| json_to_dynamic(&entries[i])).unwrap_or(Dynamic::UNIT))
         },
     );
@@ -514,10 +514,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "production",
         &["name: &str", "Dynamic"],
         "The production entry of `name`, or `()` when it has none. Fails if it has more than one.\n```rhai\nlet cur = registry::production(\"sl_forecaster\");\nprint(`production is ${cur.version}`);\n```",
-        move |name: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail(e))?;
-            Ok(production(&path, &entries, name).map_err(|e| c.fail(e))?.map(json_to_dynamic).unwrap_or(Dynamic::UNIT))
+        move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
+            Ok(production(&path, &entries, name).map_err(|e| c.fail_at(&call, e))?.map(json_to_dynamic).unwrap_or(Dynamic::UNIT))
         },
     );
     let c = wrap(ctx);
@@ -525,9 +525,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "previous",
         &["name: &str", "Dynamic"],
         "The previous production entry of `name`: the `superseded` one with the latest `promoted_at`, or `()`.\n```rhai\nlet prev = registry::previous(\"sl_forecaster\");\nassert(prev != (), \"nothing to roll back to\");\n```",
-        move |name: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
             Ok(previous(&entries, name).map(json_to_dynamic).unwrap_or(Dynamic::UNIT))
         },
     );
@@ -536,9 +536,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "set_production",
         &["name: &str", "version: &str", "Dynamic"],
         "Make `version` the production version of `name`; the old production version becomes `superseded` and the new one gets `promoted_at` = now. Refuses a version whose model file is missing. Returns the demoted version, or `()`.\n```rhai\nregistry::set_production(\"sl_forecaster\", \"v4\");\n```",
-        move |name: &str, version: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            let demoted = set_production(&c, &path, name, version).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let demoted = set_production(&c, &path, name, version).map_err(|e| c.fail_at(&call, e))?;
             Ok(demoted.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
         },
     );
@@ -547,9 +547,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "archive",
         &["name: &str", "version: &str", "()"],
         "Mark `name` `version` as `archived` (it can no longer be chosen as a rollback target). Refuses the production version.\n```rhai\nregistry::archive(\"sl_forecaster\", \"v5\");\n```",
-        move |name: &str, version: &str| -> RhaiResult<()> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            archive(&c, &path, name, version).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<()> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            archive(&c, &path, name, version).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = wrap(ctx);
@@ -557,9 +557,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "remove",
         &["name: &str", "version: &str", "Map"],
         "Take `name` `version` out of the registry and return the removed entry. Refuses the production version. The old registry file is kept in the trash.\n```rhai\nlet gone = registry::remove(\"sl_forecaster\", \"v5\");\nprint(gone.model_path);\n```",
-        move |name: &str, version: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            Ok(json_to_dynamic(&remove(&c, &path, name, version).map_err(|e| c.fail(e))?))
+        move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            Ok(json_to_dynamic(&remove(&c, &path, name, version).map_err(|e| c.fail_at(&call, e))?))
         },
     );
     let c = wrap(ctx);
@@ -567,10 +567,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "register",
         &["entry: Map", "Map"],
         "Add a new entry (needs `name`, `version`, `model_path`; `status` defaults to `staging`, `created_at` to now). Returns the stored entry.\n```rhai\nregistry::register(#{ name: \"sl_forecaster\", version: \"v6\", model_path: \"models/sl_model_v6.json\" });\n```",
-        move |entry: Map| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, entry: Map| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
             let json = dynamic_to_json(&Dynamic::from_map(entry));
-            Ok(json_to_dynamic(&register(&c, &path, json).map_err(|e| c.fail(e))?))
+            Ok(json_to_dynamic(&register(&c, &path, json).map_err(|e| c.fail_at(&call, e))?))
         },
     );
     let c = wrap(ctx);
@@ -578,9 +578,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "check",
         &["Array"],
         "Consistency problems of the whole registry, as strings (empty when consistent): duplicate versions, more than one production version per name, `is_production` disagreeing with `status`, missing model files.\n```rhai\nlet problems = registry::check();\nassert(problems.is_empty(), `registry inconsistent: ${problems}`);\n```",
-        move || -> RhaiResult<Array> {
-            let path = default_path(&c).map_err(|e| c.fail(e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext| -> RhaiResult<Array> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
             Ok(check(&c, &entries).into_iter().map(Dynamic::from).collect())
         },
     );
