@@ -35,7 +35,10 @@ pub enum Error {
         message: String,
     },
     /// A script does not compile, or calls a primitive that does not exist.
-    Compile { location: Location, message: String },
+    Compile {
+        location: Box<Location>,
+        message: String,
+    },
     /// Reading or writing a file failed.
     Io {
         path: String,
@@ -62,14 +65,14 @@ pub enum Error {
     Process { what: String, message: String },
     /// A runbook failed while running: a step error, an assertion, a runtime error.
     Failed {
-        location: Option<Location>,
+        location: Option<Box<Location>>,
         step: Option<String>,
         message: String,
     },
     /// The run went past `--timeout`.
     Timeout {
         limit: String,
-        location: Option<Location>,
+        location: Option<Box<Location>>,
     },
     /// Ctrl-C stopped the run.
     Interrupted,
@@ -117,13 +120,13 @@ impl Error {
     pub fn location(&self) -> Option<&Location> {
         match self {
             Error::Compile { location, .. } => Some(location),
-            Error::Failed { location, .. } | Error::Timeout { location, .. } => location.as_ref(),
+            Error::Failed { location, .. } | Error::Timeout { location, .. } => location.as_deref(),
             _ => None,
         }
     }
 
     /// Attach a script location to an error that has none yet.
-    pub fn at(self, location: Location) -> Self {
+    pub fn at(self, location: Box<Location>) -> Self {
         match self {
             Error::Timeout {
                 limit,
@@ -243,13 +246,13 @@ mod tests {
     #[test]
     fn render_points_at_the_column() {
         let err = Error::Compile {
-            location: Location {
+            location: Box::new(Location {
                 file: "rb.rhai".into(),
                 line: 12,
                 column: 5,
                 source_line: Some("let x = ;".into()),
                 called_from: None,
-            },
+            }),
             message: "expecting an expression".into(),
         };
         let text = err.render();

@@ -90,14 +90,14 @@ fn compile(engine: &rhai::Engine, display: &str, text: &str) -> Result<AST> {
     Ok(ast)
 }
 
-fn location_in(file: &str, text: &str, line: usize, column: usize) -> Location {
-    Location {
+fn location_in(file: &str, text: &str, line: usize, column: usize) -> Box<Location> {
+    Box::new(Location {
         file: file.to_string(),
         line,
         column,
         source_line: text.lines().nth(line.saturating_sub(1)).map(String::from),
         called_from: None,
-    }
+    })
 }
 
 /// A run id that sorts by time and does not collide between runs in the same second.
@@ -255,7 +255,7 @@ fn to_error(
     }
 }
 
-fn locate(err: &EvalAltResult, loaded: &Loaded) -> Option<Location> {
+fn locate(err: &EvalAltResult, loaded: &Loaded) -> Option<Box<Location>> {
     let mut source: Option<String> = None;
     let mut cur = err;
     let mut fallback = err.position();
