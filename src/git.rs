@@ -355,6 +355,17 @@ impl Repo {
     /// changes back. Untracked files are not in it. Empty when nothing changed. Paths inside
     /// the patch are relative to the repository top, as `git diff` prints them.
     pub fn diff_patch<S: AsRef<str>>(&self, paths: &[S]) -> Result<Vec<u8>> {
+        self.patch(paths, false)
+    }
+
+    /// Like [`Repo::diff_patch`], but of the index against `HEAD`: the staged changes only.
+    /// A checkout overwrites the index too, so a file staged in one state and then edited
+    /// further has a staged state that neither the work tree nor `HEAD` holds.
+    pub fn staged_patch<S: AsRef<str>>(&self, paths: &[S]) -> Result<Vec<u8>> {
+        self.patch(paths, true)
+    }
+
+    fn patch<S: AsRef<str>>(&self, paths: &[S], cached: bool) -> Result<Vec<u8>> {
         self.head()?;
         // Every option a user's config could change in a way `git apply` would not accept is
         // fixed here: prefixes, colour, external diff drivers, textconv, submodule logs.
@@ -368,9 +379,11 @@ impl Repo {
             "--submodule=short",
             "--src-prefix=a/",
             "--dst-prefix=b/",
-            "HEAD",
-            "--",
         ];
+        if cached {
+            args.push("--cached");
+        }
+        args.extend(["HEAD", "--"]);
         // Paths in the patch stay relative to the repository top (no `--relative`): that is
         // what `git apply` expects even when run in a subdirectory, where it silently skips
         // paths outside that directory. The pathspec keeps the patch inside the work directory.
@@ -446,6 +459,23 @@ impl Repo {
 
     /// `git tag -a NAME -m MESSAGE` on `HEAD`. Fails when the tag exists already.
     pub fn tag_annotated(&self, name: &str, message: &str) -> Result<()> {
+        self.check_new_tag(name)?;
+        if message.trim().is_empty() {
+            return Err(Error::invalid(
+                format!("message of tag `{name}`"),
+                "is empty; an annotated tag needs a message",
+            ));
+        }
+        self.head()?;
+        self.require_identity(&format!("git tag -a {name}"))?;
+        self.run(&["tag", "-a", name, "-m", message])?;
+        Ok(())
+    }
+
+    /// Fail as [`Repo::tag_annotated`] would because of the name: an invalid tag name or a
+    /// tag that exists already. Changes nothing, so a runbook can check before it commits,
+    /// and a dry run can predict the failure.
+    pub fn check_new_tag(&self, name: &str) -> Result<()> {
         let what = format!("tag name `{name}`");
         let valid = !name.is_empty()
             && !name.starts_with('-')
@@ -459,12 +489,6 @@ impl Repo {
                 "is not a valid git tag name; use letters, digits, `.`, `-`, `_` and `/` (for example `sl-v1.0`)",
             ));
         }
-        if message.trim().is_empty() {
-            return Err(Error::invalid(
-                format!("message of tag `{name}`"),
-                "is empty; an annotated tag needs a message",
-            ));
-        }
         let command = format!("git tag -a {name}");
         if let Some(existing) = self.try_resolve(&format!("refs/tags/{name}"))? {
             return Err(Error::Git {
@@ -475,10 +499,44 @@ impl Repo {
                 ),
             });
         }
-        self.head()?;
-        self.require_identity(&command)?;
-        self.run(&["tag", "-a", name, "-m", message])?;
         Ok(())
+    }
+
+    /// Fail with instructions when git does not know the user's name and e-mail, as
+    /// [`Repo::commit`] and [`Repo::tag_annotated`] would. `command` names the command in the
+    /// message.
+    pub fn check_identity(&self, command: &str) -> Result<()> {
+        self.require_identity(command)
+    }
+
+    /// The files under the work directory whose staged content differs from `HEAD` (all
+    /// staged files before the first commit): what `git commit` would record from here.
+    pub fn staged_paths(&self) -> Result<Vec<String>> {
+        let entries = self.status_of(&["--untracked-files=no"], &[] as &[&str])?;
+        let mut files: Vec<String> = entries
+            .into_iter()
+            .filter(|e| !matches!(e.code.as_bytes().first(), Some(b' ' | b'?' | b'!')))
+            .map(|e| e.path)
+            .collect();
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// Whether `.gitignore` rules (or `info/exclude`, or `core.excludesFile`) ignore `path`,
+    /// which need not exist. Tracked files are never ignored.
+    pub fn is_ignored(&self, path: &str) -> Result<bool> {
+        let args = ["check-ignore", "--quiet", "--", path];
+        // `check-ignore` takes path names, never patterns, and refuses to run at all under
+        // `GIT_LITERAL_PATHSPECS`.
+        let mut cmd = self.command();
+        cmd.env_remove("GIT_LITERAL_PATHSPECS").args(args);
+        let output = self.spawn(cmd, &args, None)?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(failure(&args, &output)),
+        }
     }
 
     /// Apply a patch made by [`Repo::diff_patch`] to the work tree (`git apply`). An empty
@@ -524,6 +582,11 @@ impl Repo {
     fn output(&self, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         let mut cmd = self.command();
         cmd.args(args);
+        self.spawn(cmd, args, input)
+    }
+
+    /// Run a prepared `cmd` (whose arguments are `args`, for messages) as [`Repo::output`] does.
+    fn spawn(&self, mut cmd: Command, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -1166,6 +1229,46 @@ mod tests {
             "{message}"
         );
         assert!(repo.tag_annotated("v2", "who?").is_err());
+    }
+
+    #[test]
+    fn staged_paths_ignored_paths_and_tag_checks() {
+        let (tmp, repo) = two_commits();
+        let dir = tmp.path();
+        write(dir, ".gitignore", "*.log\n");
+        write(dir, "src/a.txt", "staged\n");
+        write(dir, "src/c.txt", "not staged\n");
+        sh(dir, &["add", "src/a.txt", ".gitignore"]);
+        assert_eq!(repo.staged_paths().unwrap(), [".gitignore", "src/a.txt"]);
+        assert!(repo.is_ignored("run.log").unwrap());
+        assert!(repo.is_ignored("deep/dir/never-written.log").unwrap());
+        assert!(!repo.is_ignored("src/c.txt").unwrap());
+
+        repo.check_new_tag("sl-v1.1").unwrap();
+        assert!(matches!(
+            repo.check_new_tag("bad name").unwrap_err(),
+            Error::Invalid { .. }
+        ));
+        sh(dir, &["tag", "sl-v1.1"]);
+        let (_, message) = git_message(repo.check_new_tag("sl-v1.1").unwrap_err());
+        assert!(message.contains("already exists"), "{message}");
+        repo.check_identity("git commit").unwrap();
+    }
+
+    #[test]
+    fn staged_patch_keeps_a_staged_state_the_work_tree_no_longer_has() {
+        let (tmp, repo) = two_commits();
+        let dir = tmp.path();
+        write(dir, "src/a.txt", "staged\n");
+        sh(dir, &["add", "src/a.txt"]);
+        write(dir, "src/a.txt", "edited after staging\n");
+        let staged = repo.staged_patch(&["src/a.txt"]).unwrap();
+        let worktree = repo.diff_patch(&["src/a.txt"]).unwrap();
+        assert!(String::from_utf8_lossy(&staged).contains("+staged"));
+        assert!(String::from_utf8_lossy(&worktree).contains("+edited after staging"));
+        sh(dir, &["reset", "-q", "--hard", "HEAD"]);
+        repo.apply_patch(&staged).unwrap();
+        assert_eq!(read(dir, "src/a.txt"), "staged\n");
     }
 
     #[test]
