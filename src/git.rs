@@ -7,7 +7,8 @@
 //! Every command runs in the workspace directory with arguments passed as a list (no shell),
 //! with `GIT_TERMINAL_PROMPT=0` and a closed stdin so nothing ever waits for a person, with
 //! `core.quotepath=off` and `-z` output wherever paths come back, so that unusual file names
-//! arrive verbatim. Paths given to and returned by [`Repo`] are relative to the workspace
+//! arrive verbatim. Reads never write the index: `GIT_OPTIONAL_LOCKS=0` keeps `git status`
+//! from refreshing it and `diff.autoRefreshIndex=false` does the same for `git diff`. Paths given to and returned by [`Repo`] are relative to the workspace
 //! directory, even when it is a subdirectory of a larger repository, and are taken literally
 //! (`GIT_LITERAL_PATHSPECS=1`): `*.py` names a file called `*.py`, not a glob.
 //!
@@ -252,7 +253,22 @@ impl Repo {
                 }
                 continue;
             }
-            let (added, deleted, binary) = counts.get(&path).copied().unwrap_or((0, 0, false));
+            let Some(&(added, deleted, binary)) = counts.get(&path) else {
+                // Without the index refresh (see `command`), a file whose timestamps changed
+                // but whose content did not is named `M` here, though `--numstat`, which
+                // compares content, leaves it out: nothing would change.
+                if status == 'M' {
+                    continue;
+                }
+                changes.push(FileChange {
+                    path,
+                    status,
+                    added: 0,
+                    deleted: 0,
+                    binary: false,
+                });
+                continue;
+            };
             changes.push(FileChange {
                 path,
                 status,
@@ -560,6 +576,10 @@ impl Repo {
         let mut cmd = Command::new("git");
         cmd.arg("-c")
             .arg("core.quotepath=off")
+            // `git diff` against the work tree rewrites the index to refresh its cached file
+            // timestamps, `GIT_OPTIONAL_LOCKS=0` notwithstanding; a dry run must not touch it.
+            .arg("-c")
+            .arg("diff.autoRefreshIndex=false")
             .current_dir(&self.workdir)
             .env("GIT_TERMINAL_PROMPT", "0")
             // Reads such as `git status` may otherwise take the index lock to refresh it, and
@@ -1157,6 +1177,31 @@ mod tests {
             binary: false,
         };
         assert_eq!(changes, [expected]);
+    }
+
+    #[test]
+    fn reads_leave_the_index_alone_and_ignore_timestamp_only_changes() {
+        let (tmp, repo) = two_commits();
+        let dir = tmp.path();
+        let index = || fs::read(dir.join(".git/index")).unwrap();
+        let before = index();
+        // New timestamps, same content: git's cached stat data no longer matches.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        for f in ["src/a.txt", "src/b.txt", "src/d.txt"] {
+            fs::File::options()
+                .write(true)
+                .open(dir.join(f))
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        }
+        let changes = repo.checkout_changes("HEAD~1", &["src/"]).unwrap();
+        let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["src/a.txt"]);
+        assert!(repo.diff_patch(&["src/"]).unwrap().is_empty());
+        assert!(repo.is_clean().unwrap());
+        assert!(repo.dirty_paths(&["src/"]).unwrap().is_empty());
+        assert!(index() == before, "a read rewrote .git/index");
     }
 
     #[test]
