@@ -214,6 +214,11 @@ impl Cmd {
         self
     }
 
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        self.cmd.env(key, value);
+        self
+    }
+
     pub fn run(mut self) -> Done {
         let out: Output = self.cmd.output().unwrap();
         Done {
