@@ -12,8 +12,9 @@
 //! directory, even when it is a subdirectory of a larger repository, and are taken literally
 //! (`GIT_LITERAL_PATHSPECS=1`): `*.py` names a file called `*.py`, not a glob.
 //!
-//! This module never decides whether a change is allowed; the engine's effect layer does that
-//! and calls [`Repo::checkout_changes`] to show what a dry run would have changed.
+//! This module never decides whether a change is allowed or what a dry run does; the `git::`
+//! primitives (`src/primitives/git.rs`) do that, and call [`Repo::checkout_changes`] to show
+//! what a dry run would have changed.
 
 use std::collections::HashMap;
 use std::io::{self, Write};

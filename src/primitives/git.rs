@@ -133,24 +133,40 @@ impl Git {
     fn dirty(&self, repo: &Repo, paths: &[RelPath]) -> Result<Vec<String>> {
         let specs = specs(paths);
         let mut dirty: BTreeSet<String> = repo.dirty_paths(&specs)?.into_iter().collect();
-        if self.dry_run() {
-            for (rel, content) in self.ctx.ws.simulated_files()? {
-                if !paths.is_empty() && !paths.iter().any(|p| rel.is_within(p)) {
-                    continue;
+        if !self.dry_run() {
+            return Ok(dirty.into_iter().collect());
+        }
+        let simulated: Vec<_> = self
+            .ctx
+            .ws
+            .simulated_files()?
+            .into_iter()
+            .filter(|(rel, _)| paths.is_empty() || paths.iter().any(|p| rel.is_within(p)))
+            .collect();
+        if simulated.is_empty() {
+            return Ok(dirty.into_iter().collect());
+        }
+        // One listing of HEAD, so that only files written over tracked ones need their
+        // content from git; a dry run may have removed thousands of files.
+        let in_head: BTreeSet<String> = match repo.head() {
+            Ok(_) => repo.files_at("HEAD", &specs)?.into_iter().collect(),
+            Err(_) => BTreeSet::new(),
+        };
+        for (rel, content) in simulated {
+            let tracked = in_head.contains(rel.as_str());
+            let differs = match content {
+                None => tracked,
+                Some(_) if !tracked => true,
+                Some(content) => {
+                    let at_head = repo.show("HEAD", rel.as_str())?;
+                    content.bytes(&rel)?[..] != at_head[..]
                 }
-                let at_head = repo.show("HEAD", rel.as_str()).ok();
-                let now = content.map(|c| c.bytes(&rel)).transpose()?;
-                let differs = match (&at_head, &now) {
-                    (Some(old), Some(new)) => old[..] != new[..],
-                    (None, None) => false,
-                    _ => true,
-                };
-                let counts = differs && (at_head.is_some() || !repo.is_ignored(rel.as_str())?);
-                if counts {
-                    dirty.insert(rel.as_str().to_string());
-                } else {
-                    dirty.remove(rel.as_str());
-                }
+            };
+            // A new file counts only if `git add -A` would pick it up.
+            if differs && (tracked || !repo.is_ignored(rel.as_str())?) {
+                dirty.insert(rel.as_str().to_string());
+            } else {
+                dirty.remove(rel.as_str());
             }
         }
         Ok(dirty.into_iter().collect())
