@@ -21,8 +21,26 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../runbooks/full_rollback.rhai"),
     ),
     (
+        "runbooks/restore_config.rhai",
+        include_str!("../runbooks/restore_config.rhai"),
+    ),
+    (
+        "runbooks/revert_code.rhai",
+        include_str!("../runbooks/revert_code.rhai"),
+    ),
+    (
+        "runbooks/version_control.rhai",
+        include_str!("../runbooks/version_control.rhai"),
+    ),
+    (
         "runbooks/lib/models.rhai",
         include_str!("../runbooks/lib/models.rhai"),
+    ),
+    // For reading and editing: `restore_config` uses the copy built into the binary
+    // (`config::default_training_config()`) unless given `--param template=...`.
+    (
+        "runbooks/templates/training_configs.default.yaml",
+        crate::config::DEFAULT_TRAINING_CONFIG,
     ),
 ];
 

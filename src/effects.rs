@@ -814,6 +814,93 @@ impl Workspace {
         self.bump();
     }
 
+    /// Keep `bytes` in this run's trash as `.runbook/trash/<run-id>/<name>` (with a `~N`
+    /// suffix when the run already put something there) and return that path. For what a
+    /// primitive must save before an external tool overwrites it, such as the uncommitted
+    /// changes a `git checkout` would destroy; scripts cannot write below `.runbook/`. A real
+    /// run writes the file atomically; a dry run only returns the path it would use.
+    /// `name` is a relative path of plain components (no `.`, `..`, empty or leading `/`).
+    pub fn keep_in_trash(&self, name: &str, bytes: &[u8]) -> Result<RelPath> {
+        // Checked by hand: `Path::components` would quietly drop a `.` inside the name.
+        let plain = name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+        if !plain || name.contains('\\') {
+            return Err(Error::invalid(
+                format!("trash name `{name}`"),
+                "must be a relative path without `.` or `..`",
+            ));
+        }
+        let kept = self.trash_path(&RelPath(name.to_string()));
+        if self.dry_run {
+            return Ok(kept);
+        }
+        atomic_write(&self.abs(&kept), bytes, self.sync_each())
+            .map_err(|e| Error::io(kept.to_string(), "keep a copy in the trash at", e))?;
+        Ok(kept)
+    }
+
+    /// The files a dry run has changed so far, outside `.runbook/`: each file it wrote with
+    /// the content it would have, each file it removed with `None`. Always empty in a real
+    /// run. Git primitives use it to tell what a commit at this point of a dry run would hold,
+    /// since git itself only sees the disk.
+    pub fn simulated_files(&self) -> Result<Vec<(RelPath, Option<Content>)>> {
+        // A copy, so that `lookup` below can borrow the overlay again.
+        let overlay = self.overlay.borrow().clone();
+        let mut out: BTreeMap<RelPath, Option<Content>> = BTreeMap::new();
+        for (path, entry) in &overlay {
+            if path.first_component() == ".runbook" {
+                continue;
+            }
+            match entry {
+                Entry::File { content, .. } => {
+                    if matches!(self.lookup(path), Lookup::Overlay(_)) {
+                        out.insert(path.clone(), Some(content.clone()));
+                    }
+                }
+                Entry::Removed | Entry::Dir { shadows_disk: true } => {
+                    // What the disk holds at or below `path` is gone from the run's view,
+                    // unless the overlay wrote it again (then the arm above reports it).
+                    let abs = self.abs(path);
+                    let Ok(md) = fs::symlink_metadata(&abs) else {
+                        continue;
+                    };
+                    if !md.is_dir() {
+                        out.entry(path.clone()).or_insert(None);
+                        continue;
+                    }
+                    for e in walkdir::WalkDir::new(&abs).follow_links(false).min_depth(1) {
+                        let e = e.map_err(|e| {
+                            Error::io(
+                                path.to_string(),
+                                "list",
+                                e.into_io_error()
+                                    .unwrap_or_else(|| io::Error::other("filesystem loop")),
+                            )
+                        })?;
+                        if e.file_type().is_dir() {
+                            continue;
+                        }
+                        let Some(rel) = e
+                            .path()
+                            .strip_prefix(&self.root)
+                            .ok()
+                            .and_then(Path::to_str)
+                        else {
+                            continue;
+                        };
+                        let rel = RelPath(rel.to_string());
+                        if !matches!(self.lookup(&rel), Lookup::Overlay(Entry::File { .. })) {
+                            out.entry(rel).or_insert(None);
+                        }
+                    }
+                }
+                Entry::Dir { .. } => {}
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     fn check_destination(&self, src: &RelPath, dst: &RelPath, verb: &'static str) -> Result<()> {
         if !self.exists(src) {
             return Err(Error::io(
@@ -1066,6 +1153,52 @@ mod tests {
             "B"
         );
         assert!(!dir.path().join("models/a.json").exists());
+    }
+
+    #[test]
+    fn keep_in_trash_writes_in_a_real_run_and_only_names_the_place_in_a_dry_run() {
+        let (dir, w) = ws(false);
+        let first = w.keep_in_trash("git-checkout.patch", b"P").unwrap();
+        assert_eq!(first.as_str(), ".runbook/trash/run1/git-checkout.patch");
+        let second = w.keep_in_trash("git-checkout.patch", b"Q").unwrap();
+        assert_eq!(second.as_str(), ".runbook/trash/run1/git-checkout.patch~1");
+        assert_eq!(fs::read(dir.path().join(first.as_str())).unwrap(), b"P");
+        assert_eq!(fs::read(dir.path().join(second.as_str())).unwrap(), b"Q");
+        for bad in ["", "../x", "/etc/x", "a/./b"] {
+            assert!(w.keep_in_trash(bad, b"x").is_err(), "{bad}");
+        }
+
+        let (dir, w) = ws(true);
+        let kept = w.keep_in_trash("src/a.py", b"A").unwrap();
+        assert_eq!(kept.as_str(), ".runbook/trash/run1/src/a.py");
+        assert!(!dir.path().join(".runbook").exists());
+    }
+
+    #[test]
+    fn simulated_files_lists_what_a_dry_run_wrote_and_removed() {
+        let (_dir, w) = ws(true);
+        w.simulate_write(&w.resolve("src/new.py").unwrap(), b"N");
+        w.remove(&w.resolve("models/archive").unwrap()).unwrap();
+        w.keep_in_trash("x.patch", b"P").unwrap();
+        let listed: Vec<(String, Option<Vec<u8>>)> = w
+            .simulated_files()
+            .unwrap()
+            .into_iter()
+            .map(|(p, c)| {
+                let bytes = c.map(|c| c.bytes(&p).unwrap().to_vec());
+                (p.0, bytes)
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("models/archive/old.bin".to_string(), None),
+                ("src/new.py".to_string(), Some(b"N".to_vec())),
+            ]
+        );
+        let (_dir, w) = ws(false);
+        w.write(&w.resolve("models/a.json").unwrap(), b"B").unwrap();
+        assert!(w.simulated_files().unwrap().is_empty());
     }
 
     #[test]

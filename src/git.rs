@@ -7,12 +7,14 @@
 //! Every command runs in the workspace directory with arguments passed as a list (no shell),
 //! with `GIT_TERMINAL_PROMPT=0` and a closed stdin so nothing ever waits for a person, with
 //! `core.quotepath=off` and `-z` output wherever paths come back, so that unusual file names
-//! arrive verbatim. Paths given to and returned by [`Repo`] are relative to the workspace
+//! arrive verbatim. Reads never write the index: `GIT_OPTIONAL_LOCKS=0` keeps `git status`
+//! from refreshing it and `diff.autoRefreshIndex=false` does the same for `git diff`. Paths given to and returned by [`Repo`] are relative to the workspace
 //! directory, even when it is a subdirectory of a larger repository, and are taken literally
 //! (`GIT_LITERAL_PATHSPECS=1`): `*.py` names a file called `*.py`, not a glob.
 //!
-//! This module never decides whether a change is allowed; the engine's effect layer does that
-//! and calls [`Repo::checkout_changes`] to show what a dry run would have changed.
+//! This module never decides whether a change is allowed or what a dry run does; the `git::`
+//! primitives (`src/primitives/git.rs`) do that, and call [`Repo::checkout_changes`] to show
+//! what a dry run would have changed.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -252,7 +254,22 @@ impl Repo {
                 }
                 continue;
             }
-            let (added, deleted, binary) = counts.get(&path).copied().unwrap_or((0, 0, false));
+            let Some(&(added, deleted, binary)) = counts.get(&path) else {
+                // Without the index refresh (see `command`), a file whose timestamps changed
+                // but whose content did not is named `M` here, though `--numstat`, which
+                // compares content, leaves it out: nothing would change.
+                if status == 'M' {
+                    continue;
+                }
+                changes.push(FileChange {
+                    path,
+                    status,
+                    added: 0,
+                    deleted: 0,
+                    binary: false,
+                });
+                continue;
+            };
             changes.push(FileChange {
                 path,
                 status,
@@ -355,6 +372,17 @@ impl Repo {
     /// changes back. Untracked files are not in it. Empty when nothing changed. Paths inside
     /// the patch are relative to the repository top, as `git diff` prints them.
     pub fn diff_patch<S: AsRef<str>>(&self, paths: &[S]) -> Result<Vec<u8>> {
+        self.patch(paths, false)
+    }
+
+    /// Like [`Repo::diff_patch`], but of the index against `HEAD`: the staged changes only.
+    /// A checkout overwrites the index too, so a file staged in one state and then edited
+    /// further has a staged state that neither the work tree nor `HEAD` holds.
+    pub fn staged_patch<S: AsRef<str>>(&self, paths: &[S]) -> Result<Vec<u8>> {
+        self.patch(paths, true)
+    }
+
+    fn patch<S: AsRef<str>>(&self, paths: &[S], cached: bool) -> Result<Vec<u8>> {
         self.head()?;
         // Every option a user's config could change in a way `git apply` would not accept is
         // fixed here: prefixes, colour, external diff drivers, textconv, submodule logs.
@@ -368,9 +396,11 @@ impl Repo {
             "--submodule=short",
             "--src-prefix=a/",
             "--dst-prefix=b/",
-            "HEAD",
-            "--",
         ];
+        if cached {
+            args.push("--cached");
+        }
+        args.extend(["HEAD", "--"]);
         // Paths in the patch stay relative to the repository top (no `--relative`): that is
         // what `git apply` expects even when run in a subdirectory, where it silently skips
         // paths outside that directory. The pathspec keeps the patch inside the work directory.
@@ -446,6 +476,23 @@ impl Repo {
 
     /// `git tag -a NAME -m MESSAGE` on `HEAD`. Fails when the tag exists already.
     pub fn tag_annotated(&self, name: &str, message: &str) -> Result<()> {
+        self.check_new_tag(name)?;
+        if message.trim().is_empty() {
+            return Err(Error::invalid(
+                format!("message of tag `{name}`"),
+                "is empty; an annotated tag needs a message",
+            ));
+        }
+        self.head()?;
+        self.require_identity(&format!("git tag -a {name}"))?;
+        self.run(&["tag", "-a", name, "-m", message])?;
+        Ok(())
+    }
+
+    /// Fail as [`Repo::tag_annotated`] would because of the name: an invalid tag name or a
+    /// tag that exists already. Changes nothing, so a runbook can check before it commits,
+    /// and a dry run can predict the failure.
+    pub fn check_new_tag(&self, name: &str) -> Result<()> {
         let what = format!("tag name `{name}`");
         let valid = !name.is_empty()
             && !name.starts_with('-')
@@ -459,12 +506,6 @@ impl Repo {
                 "is not a valid git tag name; use letters, digits, `.`, `-`, `_` and `/` (for example `sl-v1.0`)",
             ));
         }
-        if message.trim().is_empty() {
-            return Err(Error::invalid(
-                format!("message of tag `{name}`"),
-                "is empty; an annotated tag needs a message",
-            ));
-        }
         let command = format!("git tag -a {name}");
         if let Some(existing) = self.try_resolve(&format!("refs/tags/{name}"))? {
             return Err(Error::Git {
@@ -475,10 +516,44 @@ impl Repo {
                 ),
             });
         }
-        self.head()?;
-        self.require_identity(&command)?;
-        self.run(&["tag", "-a", name, "-m", message])?;
         Ok(())
+    }
+
+    /// Fail with instructions when git does not know the user's name and e-mail, as
+    /// [`Repo::commit`] and [`Repo::tag_annotated`] would. `command` names the command in the
+    /// message.
+    pub fn check_identity(&self, command: &str) -> Result<()> {
+        self.require_identity(command)
+    }
+
+    /// The files under the work directory whose staged content differs from `HEAD` (all
+    /// staged files before the first commit): what `git commit` would record from here.
+    pub fn staged_paths(&self) -> Result<Vec<String>> {
+        let entries = self.status_of(&["--untracked-files=no"], &[] as &[&str])?;
+        let mut files: Vec<String> = entries
+            .into_iter()
+            .filter(|e| !matches!(e.code.as_bytes().first(), Some(b' ' | b'?' | b'!')))
+            .map(|e| e.path)
+            .collect();
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// Whether `.gitignore` rules (or `info/exclude`, or `core.excludesFile`) ignore `path`,
+    /// which need not exist. Tracked files are never ignored.
+    pub fn is_ignored(&self, path: &str) -> Result<bool> {
+        let args = ["check-ignore", "--quiet", "--", path];
+        // `check-ignore` takes path names, never patterns, and refuses to run at all under
+        // `GIT_LITERAL_PATHSPECS`.
+        let mut cmd = self.command();
+        cmd.env_remove("GIT_LITERAL_PATHSPECS").args(args);
+        let output = self.spawn(cmd, &args, None)?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(failure(&args, &output)),
+        }
     }
 
     /// Apply a patch made by [`Repo::diff_patch`] to the work tree (`git apply`). An empty
@@ -502,6 +577,10 @@ impl Repo {
         let mut cmd = Command::new("git");
         cmd.arg("-c")
             .arg("core.quotepath=off")
+            // `git diff` against the work tree rewrites the index to refresh its cached file
+            // timestamps, `GIT_OPTIONAL_LOCKS=0` notwithstanding; a dry run must not touch it.
+            .arg("-c")
+            .arg("diff.autoRefreshIndex=false")
             .current_dir(&self.workdir)
             .env("GIT_TERMINAL_PROMPT", "0")
             // Reads such as `git status` may otherwise take the index lock to refresh it, and
@@ -524,6 +603,11 @@ impl Repo {
     fn output(&self, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         let mut cmd = self.command();
         cmd.args(args);
+        self.spawn(cmd, args, input)
+    }
+
+    /// Run a prepared `cmd` (whose arguments are `args`, for messages) as [`Repo::output`] does.
+    fn spawn(&self, mut cmd: Command, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -1097,6 +1181,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_leave_the_index_alone_and_ignore_timestamp_only_changes() {
+        let (tmp, repo) = two_commits();
+        let dir = tmp.path();
+        let index = || fs::read(dir.join(".git/index")).unwrap();
+        let before = index();
+        // New timestamps, same content: git's cached stat data no longer matches.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        for f in ["src/a.txt", "src/b.txt", "src/d.txt"] {
+            fs::File::options()
+                .write(true)
+                .open(dir.join(f))
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        }
+        let changes = repo.checkout_changes("HEAD~1", &["src/"]).unwrap();
+        let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["src/a.txt"]);
+        assert!(repo.diff_patch(&["src/"]).unwrap().is_empty());
+        assert!(repo.is_clean().unwrap());
+        assert!(repo.dirty_paths(&["src/"]).unwrap().is_empty());
+        assert!(index() == before, "a read rewrote .git/index");
+    }
+
+    #[test]
     fn checkout_refuses_unknown_paths_and_an_empty_list() {
         let (_tmp, repo) = two_commits();
         let (command, message) =
@@ -1166,6 +1275,46 @@ mod tests {
             "{message}"
         );
         assert!(repo.tag_annotated("v2", "who?").is_err());
+    }
+
+    #[test]
+    fn staged_paths_ignored_paths_and_tag_checks() {
+        let (tmp, repo) = two_commits();
+        let dir = tmp.path();
+        write(dir, ".gitignore", "*.log\n");
+        write(dir, "src/a.txt", "staged\n");
+        write(dir, "src/c.txt", "not staged\n");
+        sh(dir, &["add", "src/a.txt", ".gitignore"]);
+        assert_eq!(repo.staged_paths().unwrap(), [".gitignore", "src/a.txt"]);
+        assert!(repo.is_ignored("run.log").unwrap());
+        assert!(repo.is_ignored("deep/dir/never-written.log").unwrap());
+        assert!(!repo.is_ignored("src/c.txt").unwrap());
+
+        repo.check_new_tag("sl-v1.1").unwrap();
+        assert!(matches!(
+            repo.check_new_tag("bad name").unwrap_err(),
+            Error::Invalid { .. }
+        ));
+        sh(dir, &["tag", "sl-v1.1"]);
+        let (_, message) = git_message(repo.check_new_tag("sl-v1.1").unwrap_err());
+        assert!(message.contains("already exists"), "{message}");
+        repo.check_identity("git commit").unwrap();
+    }
+
+    #[test]
+    fn staged_patch_keeps_a_staged_state_the_work_tree_no_longer_has() {
+        let (tmp, repo) = two_commits();
+        let dir = tmp.path();
+        write(dir, "src/a.txt", "staged\n");
+        sh(dir, &["add", "src/a.txt"]);
+        write(dir, "src/a.txt", "edited after staging\n");
+        let staged = repo.staged_patch(&["src/a.txt"]).unwrap();
+        let worktree = repo.diff_patch(&["src/a.txt"]).unwrap();
+        assert!(String::from_utf8_lossy(&staged).contains("+staged"));
+        assert!(String::from_utf8_lossy(&worktree).contains("+edited after staging"));
+        sh(dir, &["reset", "-q", "--hard", "HEAD"]);
+        repo.apply_patch(&staged).unwrap();
+        assert_eq!(read(dir, "src/a.txt"), "staged\n");
     }
 
     #[test]

@@ -128,6 +128,17 @@ impl Journal {
         let dir = workspace_root.join(".runbook").join("runs");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(dir.display().to_string(), "create the run log directory", e))?;
+        // Git must never see the run logs and the trash: otherwise `git add -A` would commit
+        // them, `git status` would call the tree dirty after a dry run, and a checkout's
+        // nothing-lost copies would count as uncommitted changes themselves.
+        let ignore = workspace_root.join(".runbook").join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(
+                &ignore,
+                "# Written by runbook: run logs and trash stay out of git.\n*\n",
+            )
+            .map_err(|e| Error::io(ignore.display().to_string(), "write", e))?;
+        }
         let path = dir.join(format!("{}.jsonl", self.run_id));
         let file = File::options()
             .create_new(true)

@@ -1,5 +1,5 @@
-//! The primitive families a runbook calls: `registry::`, `fs::`, `process::`, plus a few
-//! globals (`assert`, `timestamp`). Each family is a Rhai module built by one file here and
+//! The primitive families a runbook calls: `registry::`, `fs::`, `process::`, `git::`,
+//! `config::`, plus a few globals (`assert`, `timestamp`). Each family is a Rhai module built by one file here and
 //! registered as a static module, so scripts write `registry::production("sl_forecaster")`.
 //!
 //! Every function is registered through [`Family::add`], which attaches its signature and a
@@ -10,7 +10,9 @@
 use crate::context::Ctx;
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
+pub mod config;
 pub mod fs;
+pub mod git;
 pub mod process;
 pub mod registry;
 
@@ -60,14 +62,20 @@ impl Family {
 
 /// Build every family for a run and register them with the engine.
 pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
-    for family in [registry::family(ctx), fs::family(ctx), process::family(ctx)] {
+    for family in [
+        registry::family(ctx),
+        fs::family(ctx),
+        process::family(ctx),
+        git::family(ctx),
+        config::family(ctx),
+    ] {
         engine.register_static_module(family.name, family.module.into());
     }
     register_globals(engine, ctx);
 }
 
 /// The names of the registered families, for `runbook check`.
-pub const FAMILIES: &[&str] = &["registry", "fs", "process"];
+pub const FAMILIES: &[&str] = &["registry", "fs", "process", "git", "config"];
 
 fn register_globals(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();

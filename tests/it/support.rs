@@ -151,19 +151,28 @@ impl Ws {
         Snapshot(out)
     }
 
-    /// The events of the only run log, or of the newest one.
+    /// The events of the only run log, or of the newest one. Newest by the `run_start`
+    /// timestamp (microseconds): run ids from the same second sort by their random suffix.
     pub fn last_log(&self) -> Vec<serde_json::Value> {
         let dir = self.join(".runbook/runs");
-        let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        let logs: Vec<Vec<serde_json::Value>> = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
-            .map(|e| e.path())
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                text.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
+            })
             .collect();
-        logs.sort();
-        let text = std::fs::read_to_string(logs.last().expect("a run log")).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        // RFC 3339 in UTC with a fixed number of digits sorts as text.
+        logs.into_iter()
+            .max_by_key(|events: &Vec<serde_json::Value>| {
+                events
+                    .first()
+                    .map(|e| e["ts"].as_str().unwrap_or("").to_string())
+            })
+            .expect("a run log")
     }
 
     pub fn production(&self, model: &str) -> Option<String> {
@@ -221,6 +230,11 @@ pub struct Cmd {
 impl Cmd {
     pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Cmd {
         self.cmd.arg(a);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        self.cmd.env(key, value);
         self
     }
 
