@@ -21,6 +21,8 @@ pub struct RunContext {
     fatal: RefCell<Option<Error>>,
     /// The parsed registry, reused while nothing has changed the workspace since.
     pub registry_cache: RefCell<Option<crate::primitives::registry::Cached>>,
+    /// Validation datasets loaded in this run, reused while their files are unchanged.
+    pub datasets: RefCell<crate::primitives::validate::DatasetCache>,
 }
 
 pub type Ctx = Rc<RunContext>;
@@ -36,6 +38,7 @@ impl RunContext {
             started: Utc::now(),
             fatal: RefCell::new(None),
             registry_cache: RefCell::new(None),
+            datasets: RefCell::new(Default::default()),
         })
     }
 
