@@ -21,8 +21,20 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../runbooks/full_rollback.rhai"),
     ),
     (
+        "runbooks/verify_rollback.rhai",
+        include_str!("../runbooks/verify_rollback.rhai"),
+    ),
+    (
+        "runbooks/quick_verification.rhai",
+        include_str!("../runbooks/quick_verification.rhai"),
+    ),
+    (
         "runbooks/lib/models.rhai",
         include_str!("../runbooks/lib/models.rhai"),
+    ),
+    (
+        "runbooks/lib/validation.rhai",
+        include_str!("../runbooks/lib/validation.rhai"),
     ),
 ];
 
