@@ -98,6 +98,14 @@ impl Ws {
         self
     }
 
+    /// Write an executable file (a script a runbook runs).
+    pub fn write_executable(&self, rel: &str, text: &str) -> &Ws {
+        use std::os::unix::fs::PermissionsExt;
+        self.write(rel, text);
+        std::fs::set_permissions(self.join(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
+        self
+    }
+
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
     }
@@ -142,18 +150,28 @@ impl Ws {
     }
 
     /// The events of the only run log, or of the newest one.
+    ///
+    /// Newest by the time its run started, not by name: run ids carry the time to the second
+    /// and then a random suffix, so two runs in the same second sort by chance.
     pub fn last_log(&self) -> Vec<serde_json::Value> {
         let dir = self.join(".runbook/runs");
-        let mut logs: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        logs.sort();
-        let text = std::fs::read_to_string(logs.last().expect("a run log")).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        let logs = std::fs::read_dir(&dir).unwrap().flatten().map(|e| {
+            let events: Vec<serde_json::Value> = std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            // RFC 3339 times in one format and zone sort as text.
+            let started = events
+                .first()
+                .and_then(|e| e["ts"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (started, e.path(), events)
+        });
+        logs.max_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)))
+            .expect("a run log")
+            .2
     }
 
     pub fn production(&self, model: &str) -> Option<String> {
@@ -202,6 +220,13 @@ impl Ws {
         cmd.args(args).current_dir(self.path());
         Cmd { cmd }
     }
+}
+
+/// The action events of a run log whose `op` is `op`, in order.
+pub fn actions<'a>(log: &'a [serde_json::Value], op: &str) -> Vec<&'a serde_json::Value> {
+    log.iter()
+        .filter(|e| e["event"] == "action" && e["op"] == op)
+        .collect()
 }
 
 pub struct Cmd {
