@@ -646,8 +646,8 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
-/// A number a script gave, integer or float.
-fn number(value: &Dynamic, what: &str) -> Result<f64> {
+/// A number a script gave to `function`, integer or float.
+fn number(value: &Dynamic, function: &str, what: &str) -> Result<f64> {
     if let Ok(f) = value.as_float() {
         return Ok(f);
     }
@@ -655,7 +655,7 @@ fn number(value: &Dynamic, what: &str) -> Result<f64> {
         return Ok(i as f64);
     }
     Err(Error::invalid(
-        "validate::gate",
+        function,
         format!("`{what}` must be a number, got a {}", value.type_name()),
     ))
 }
@@ -733,7 +733,7 @@ pub fn family(ctx: &Ctx) -> Family {
         &["command: Array", "model_path: &str", "timeout_secs: Dynamic", "Model"],
         "Like `validate::external_model(command, model_path)`, stopped after `timeout_secs` seconds.\n```rhai\nlet model = validate::external_model([\"tools/predict.sh\"], \"models/m.onnx\", 30);\n```",
         move |command: Array, model_path: &str, timeout_secs: Dynamic| -> RhaiResult<ModelRef> {
-            number(&timeout_secs, "timeout_secs")
+            number(&timeout_secs, "validate::external_model", "timeout_secs")
                 .and_then(|t| external_model(&c, command, model_path, t))
                 .map_err(|e| c.fail(e))
         },
@@ -810,8 +810,8 @@ pub fn family(ctx: &Ctx) -> Family {
         &["metric: &str", "value: Dynamic", "threshold: Dynamic", "label: &str", "()"],
         "Fail the step when `value` is above `threshold` (or NaN), with a message such as ``mse 0.2731 of `sl_forecaster` v5 is above the threshold 0.1``; pass otherwise. Logged as a check either way.\n```rhai\nvalidate::gate(\"mse\", m.mse, limit, \"`sl_forecaster` v4\");\n```",
         move |metric: &str, value: Dynamic, threshold: Dynamic, label: &str| -> RhaiResult<()> {
-            number(&value, "value")
-                .and_then(|v| Ok((v, number(&threshold, "threshold")?)))
+            number(&value, "validate::gate", "value")
+                .and_then(|v| Ok((v, number(&threshold, "validate::gate", "threshold")?)))
                 .and_then(|(v, t)| gate(&c, metric, v, t, label))
                 .map_err(|e| c.fail(e))
         },
@@ -986,6 +986,83 @@ fn describe_predictions(p: &Predictions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::effects::Workspace;
+    use crate::journal::{Console, Journal};
+
+    fn context(dir: &Path) -> Ctx {
+        let ws = Workspace::open(dir, "unit", false).unwrap();
+        RunContext::new(ws, Journal::without_log("unit", false, Console::Quiet))
+    }
+
+    #[test]
+    fn gate_passes_up_to_the_threshold_and_fails_above_it_or_on_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let label = "`sl_forecaster` v5";
+        assert!(gate(&ctx, "mse", 0.1, 0.1, label).is_ok());
+        assert!(gate(&ctx, "mse", 0.0999, 0.1, label).is_ok());
+        let err = gate(&ctx, "mse", 0.27314, 0.1, label).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mse 0.2731 of `sl_forecaster` v5 is above the threshold 0.1"
+        );
+        let err = gate(&ctx, "mse", f64::NAN, 0.1, label).unwrap_err();
+        assert!(err.to_string().contains("not a number (NaN)"), "{err}");
+        assert!(gate(&ctx, "mse", f64::INFINITY, 0.1, label).is_err());
+        assert!(gate(&ctx, "mse", 0.0, f64::NAN, label).is_err());
+    }
+
+    #[test]
+    fn threshold_reads_the_config_or_falls_back_to_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        assert_eq!(threshold(&ctx).unwrap(), DEFAULT_MSE_THRESHOLD);
+        let config = dir.path().join(CONFIG_PATH);
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        for (text, want) in [
+            ("validation:\n  mse_threshold: 0.25\n", Some(0.25)),
+            ("validation:\n  mse_threshold: 2\n", Some(2.0)),
+            ("validation:\n  split: time\n", Some(DEFAULT_MSE_THRESHOLD)),
+            ("model:\n  type: xgboost\n", Some(DEFAULT_MSE_THRESHOLD)),
+            ("", Some(DEFAULT_MSE_THRESHOLD)),
+            ("validation:\n  mse_threshold: -1\n", None),
+            ("validation:\n  mse_threshold: [0.1]\n", None),
+            ("validation: 0.1\n", None),
+        ] {
+            std::fs::write(&config, text).unwrap();
+            match (threshold(&ctx), want) {
+                (Ok(t), Some(w)) => assert_eq!(t, w, "{text:?}"),
+                (Err(e), None) => assert!(e.to_string().contains("mse_threshold"), "{e}"),
+                (got, _) => panic!("{text:?}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn datasets_are_reused_until_their_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        std::fs::write(dir.path().join("d.csv"), "a,y\n1,2\n").unwrap();
+        let key = || DataKey::Csv {
+            path: ctx.ws.resolve("d.csv").unwrap(),
+            target: "y".into(),
+        };
+        let (first, cached) = load_data(&ctx, key()).unwrap();
+        assert!(!cached);
+        // Other changes to the workspace do not matter.
+        ctx.ws
+            .write(&ctx.ws.resolve("other.txt").unwrap(), b"x")
+            .unwrap();
+        let (again, cached) = load_data(&ctx, key()).unwrap();
+        assert!(cached && Rc::ptr_eq(&first, &again));
+        // A rewrite of the file does, even with the same size.
+        ctx.ws
+            .write(&ctx.ws.resolve("d.csv").unwrap(), b"a,y\n3,4\n")
+            .unwrap();
+        let (fresh, cached) = load_data(&ctx, key()).unwrap();
+        assert!(!cached);
+        assert_eq!(fresh.y.to_vec(), vec![4.0]);
+    }
 
     #[test]
     fn values_are_shown_with_four_significant_digits() {
