@@ -142,6 +142,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         Journal::without_log(&run_id, opts.dry_run, opts.console),
     );
     let deadline = opts.timeout.map(|t| Instant::now() + t);
+    ctx.set_deadline(deadline);
     // One engine both compiles and runs: building Rhai's standard library is most of the
     // start-up cost.
     let engine = engine::for_run(&ctx, &runbooks_dir(&opts.file), deadline);

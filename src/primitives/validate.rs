@@ -390,7 +390,8 @@ fn predict(ctx: &RunContext, model: &ModelRef, data: &DataRef) -> Result<Predict
                 &data.0,
                 &scratch.dir,
                 Some(ctx.ws.root()),
-                *timeout,
+                // The run's `--timeout` cannot interrupt a wait inside a primitive.
+                ctx.bounded(*timeout),
             )?;
             let seconds = started.elapsed().as_secs_f64();
             ctx.journal.action(
@@ -722,7 +723,7 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "external_model",
         &["command: Array", "model_path: &str", "Model"],
-        "A model that predicts through a command, for any other format. The command (a list: program, then arguments; no shell) gets the model file and a CSV of the features as its last two arguments (or where the arguments `{model}` and `{data}` stand), runs in the workspace, and prints one prediction per line. It is stopped after 300 s. It also runs in a dry run, so it must not write to the workspace.\n```rhai\nlet model = validate::external_model([\"python3\", \"tools/predict.py\"], \"models/sl_model_v4.pkl\");\n```",
+        "A model that predicts through a command, for any other format. The command (a list: program, then arguments; no shell) gets the model file and a CSV of the features as its last two arguments (or where the arguments `{model}` and `{data}` stand), runs in the workspace, and prints one prediction per line. It is stopped after 300 s, or sooner when the run's `--timeout` runs out. It also runs in a dry run, so it must not write to the workspace.\n```rhai\nlet model = validate::external_model([\"python3\", \"tools/predict.py\"], \"models/sl_model_v4.pkl\");\n```",
         move |command: Array, model_path: &str| -> RhaiResult<ModelRef> {
             external_model(&c, command, model_path, DEFAULT_EXTERNAL_TIMEOUT_SECS).map_err(|e| c.fail(e))
         },

@@ -655,6 +655,21 @@ step "predict" {
         .stderr_has("did not finish within 300 ms");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(!ws.exists(".runbook/tmp"));
+    // The run's own time limit bounds a predictor with a longer timeout of its own.
+    let rb = runbook(
+        &ws,
+        "slow_run",
+        r#"
+let model = validate::external_model(["tools/slow.sh"], "models/sl_model_v5.json");
+validate::predict(model, validate::load_csv("data/validation.csv"));
+"#,
+    );
+    let started = std::time::Instant::now();
+    ws.runbook(&["run", &rb, "--timeout", "1s"])
+        .run()
+        .code(1)
+        .stderr_has("did not finish within");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let rb = runbook(
         &ws,
         "empty",
