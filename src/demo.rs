@@ -323,7 +323,7 @@ pub fn demo(dir: Option<PathBuf>, dry_run: bool, no_run: bool) -> Result<i32> {
     }
     let r = root.display();
     println!(
-        "\nnext:\n  cd {r}\n  runbook run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  cat .runbook/runs/*.jsonl                           # the audit log\n  runbook trash list                                  # what was removed, recoverable"
+        "\nnext:\n  cd {r}\n  runbook run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  runbook run runbooks/verify_rollback.rhai           # validate the production model\n  cat .runbook/runs/*.jsonl                           # the audit log\n  runbook trash list                                  # what was removed, recoverable"
     );
     Ok(0)
 }
