@@ -9,8 +9,9 @@ use crate::error::Error;
 use crate::journal::Journal;
 use chrono::{DateTime, Utc};
 use rhai::{Dynamic, EvalAltResult, Position};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 pub struct RunContext {
     pub ws: Workspace,
@@ -21,6 +22,12 @@ pub struct RunContext {
     fatal: RefCell<Option<Error>>,
     /// The parsed registry, reused while nothing has changed the workspace since.
     pub registry_cache: RefCell<Option<crate::primitives::registry::Cached>>,
+    /// Validation datasets loaded in this run, reused while their files are unchanged.
+    pub datasets: RefCell<crate::primitives::validate::DatasetCache>,
+    /// When the run must end (`--timeout`). The engine stops scripts at it by itself;
+    /// primitives that wait on something outside (a predictor command) bound their waits
+    /// with it, since the engine cannot interrupt them.
+    deadline: Cell<Option<Instant>>,
 }
 
 pub type Ctx = Rc<RunContext>;
@@ -36,7 +43,21 @@ impl RunContext {
             started: Utc::now(),
             fatal: RefCell::new(None),
             registry_cache: RefCell::new(None),
+            datasets: RefCell::new(Default::default()),
+            deadline: Cell::new(None),
         })
+    }
+
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.deadline.set(deadline);
+    }
+
+    /// `wait`, shortened so that it ends by the run's deadline, if the run has one.
+    pub fn bounded(&self, wait: Duration) -> Duration {
+        match self.deadline.get() {
+            Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
+            None => wait,
+        }
     }
 
     /// The run's timestamp in the plan's backup format, `YYYYmmdd_HHMMSS`.

@@ -33,6 +33,14 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../runbooks/version_control.rhai"),
     ),
     (
+        "runbooks/verify_rollback.rhai",
+        include_str!("../runbooks/verify_rollback.rhai"),
+    ),
+    (
+        "runbooks/quick_verification.rhai",
+        include_str!("../runbooks/quick_verification.rhai"),
+    ),
+    (
         "runbooks/lib/models.rhai",
         include_str!("../runbooks/lib/models.rhai"),
     ),
@@ -41,6 +49,10 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
     (
         "runbooks/templates/training_configs.default.yaml",
         crate::config::DEFAULT_TRAINING_CONFIG,
+    ),
+    (
+        "runbooks/lib/validation.rhai",
+        include_str!("../runbooks/lib/validation.rhai"),
     ),
 ];
 
@@ -372,11 +384,11 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
     let r = root.display();
     if no_run {
         println!(
-            "next:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what the rollback would do\n  {exe} run runbooks/full_rollback.rhai             # do it"
+            "next:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what the rollback would do\n  {exe} run runbooks/full_rollback.rhai             # do it\n  {exe} run runbooks/verify_rollback.rhai           # validate the production model"
         );
     } else {
         println!(
-            "\nnext:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  cat .runbook/runs/*.jsonl                      # the audit log\n  {exe} trash list                                # what was removed, still recoverable"
+            "\nnext:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  {exe} run runbooks/verify_rollback.rhai           # validate the production model\n  cat .runbook/runs/*.jsonl                      # the audit log\n  {exe} trash list                                # what was removed, still recoverable"
         );
     }
     Ok(0)

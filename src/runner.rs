@@ -143,6 +143,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         Journal::without_log(&run_id, opts.dry_run, opts.console),
     );
     let deadline = opts.timeout.map(|t| Instant::now() + t);
+    ctx.set_deadline(deadline);
     // One engine both compiles and runs: building Rhai's standard library is most of the
     // start-up cost.
     let engine = engine::for_run(&ctx, &runbooks_dir(&opts.file), deadline);
@@ -500,15 +501,46 @@ pub fn docs() -> String {
             );
         }
     }
+    // Global functions are either plain globals or belong to a type the primitives return
+    // (a property getter `get$name`, or a method taking the value as `&mut Type`).
+    let globals = meta["functions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let receiver = |f: &serde_json::Value| -> Option<String> {
+        let ty = f["params"][0]["type"].as_str()?;
+        ty.strip_prefix("&mut ").map(str::to_string)
+    };
+    let documented =
+        |f: &&serde_json::Value| f["docComments"].as_array().is_some_and(|c| !c.is_empty());
+    let (typed, plain): (Vec<serde_json::Value>, Vec<serde_json::Value>) = globals
+        .iter()
+        .filter(documented)
+        .cloned()
+        .partition(|f| receiver(f).is_some());
     out.push_str("\n## Globals\n\nAlso in scope: `params` (the parameters, a map), `DRY_RUN` (bool), `RUN_ID` (string), and the syntax `step \"name\" { ... }`.\n");
-    render_fns(
-        &mut out,
-        "",
-        meta["functions"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default(),
-    );
+    render_fns(&mut out, "", &plain);
+    if !typed.is_empty() {
+        out.push_str("\n## Types\n\nValues the primitives return to scripts, with their properties (`value.name`) and methods (`value.name()`).\n");
+        let as_member: Vec<serde_json::Value> = typed
+            .iter()
+            .map(|f| {
+                let ty = receiver(f).unwrap_or_default();
+                let name = f["name"].as_str().unwrap_or_default();
+                let ret = f["returnType"].as_str().unwrap_or_default();
+                let signature = match name.strip_prefix("get$") {
+                    Some(prop) => format!("{ty}.{prop} -> {ret}"),
+                    None => format!("{ty}.{name}() -> {ret}"),
+                };
+                let mut g = f.clone();
+                g["signature"] = serde_json::Value::String(signature);
+                g
+            })
+            .collect();
+        let mut sorted = as_member;
+        sorted.sort_by(|a, b| a["signature"].as_str().cmp(&b["signature"].as_str()));
+        render_fns(&mut out, "", &sorted);
+    }
     out
 }
 

@@ -1,5 +1,6 @@
 //! The primitive families a runbook calls: `registry::`, `fs::`, `process::`, `git::`,
-//! `config::`, plus a few globals (`assert`, `timestamp`). Each family is a Rhai module built by one file here and
+//! `config::`, `validate::`, plus a few globals (`assert`, `timestamp`) and the types
+//! validation hands to scripts (`Dataset`, `Model`, `Predictions`). Each family is a Rhai module built by one file here and
 //! registered as a static module, so scripts write `registry::production("sl_forecaster")`.
 //!
 //! Every function is registered through [`Family::add`], which attaches its signature and a
@@ -15,6 +16,7 @@ pub mod fs;
 pub mod git;
 pub mod process;
 pub mod registry;
+pub mod validate;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -60,7 +62,8 @@ impl Family {
     }
 }
 
-/// Build every family for a run and register them with the engine.
+/// Build every family for a run and register them with the engine, with the custom types
+/// their functions take and return.
 pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
     for family in [
         registry::family(ctx),
@@ -68,14 +71,16 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
         process::family(ctx),
         git::family(ctx),
         config::family(ctx),
+        validate::family(ctx),
     ] {
         engine.register_static_module(family.name, family.module.into());
     }
+    validate::register_types(engine);
     register_globals(engine, ctx);
 }
 
 /// The names of the registered families, for `runbook check`.
-pub const FAMILIES: &[&str] = &["registry", "fs", "process", "git", "config"];
+pub const FAMILIES: &[&str] = &["registry", "fs", "process", "git", "config", "validate"];
 
 fn register_globals(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();

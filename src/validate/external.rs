@@ -36,11 +36,14 @@ const STDERR_TAIL: usize = 2000;
 
 /// Run `command` to predict `data` with the model at `model_path`. See the module doc for the
 /// protocol. `scratch_dir` must exist; the data file written there is removed afterwards.
+/// The command runs in `working_dir` when one is given (a runbook gives the workspace, so
+/// relative paths among its arguments mean the same whatever directory runbook started in).
 pub fn predict_external(
     command: &[String],
     model_path: &Path,
     data: &Dataset,
     scratch_dir: &Path,
+    working_dir: Option<&Path>,
     timeout: Duration,
 ) -> Result<Array1<f64>> {
     let Some(program) = command.first() else {
@@ -72,6 +75,9 @@ pub fn predict_external(
     }
     if !placeholders {
         cmd.arg(model_arg).arg(data_arg);
+    }
+    if let Some(dir) = working_dir {
+        cmd.current_dir(dir);
     }
     // Its own process group, so a timeout kills the predictor's children too (a shell
     // script's python, say), and none is left holding the output pipes open.
@@ -345,7 +351,7 @@ mod tests {
     }
 
     fn run(command: &[String], dir: &Path, timeout: Duration) -> Result<Array1<f64>> {
-        predict_external(command, Path::new("model.bin"), &data(), dir, timeout)
+        predict_external(command, Path::new("model.bin"), &data(), dir, None, timeout)
     }
 
     fn no_temp_files_left(dir: &Path) {
@@ -389,6 +395,30 @@ tail -n +2 "$2" | awk -F, '{ b = ($2 == "NaN") ? 0 : $2; print $1 + b }'
                 .to_vec(),
             vec![1.0, 2.0, 3.0]
         );
+    }
+
+    #[test]
+    fn runs_in_the_working_dir_when_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        fs::write(work.path().join("marker"), "").unwrap();
+        let cmd = script(
+            dir.path(),
+            "cwd.sh",
+            "[ -e marker ] || exit 5\nprintf '1\\n2\\n3\\n'\n",
+        );
+        let p = predict_external(
+            &cmd,
+            Path::new("model.bin"),
+            &data(),
+            dir.path(),
+            Some(work.path()),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(p.len(), 3);
+        let err = run(&cmd, dir.path(), Duration::from_secs(10)).unwrap_err();
+        assert!(err.to_string().contains("status 5"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub mod metrics;
 pub mod model;
 pub mod xgboost;
 
-pub use data::{load_csv, load_npy_matrix, load_npy_pair, parse_csv, Dataset};
+pub use data::{
+    load_csv, load_npy_matrix, load_npy_pair, parse_csv, parse_npy_matrix, parse_npy_pair, Dataset,
+};
 pub use external::predict_external;
 pub use metrics::{mae, max_abs_error, mse, r2, rmse};
 pub use model::Model;

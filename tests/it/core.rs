@@ -124,10 +124,13 @@ fn dry_run_changes_nothing_and_prints_the_plan() {
     );
     let log = ws.last_log();
     assert!(log.iter().all(|e| e["dry_run"] == true));
+    // Only read-only checks (the pid-file probe, validation) count as applied in a dry run.
     assert!(log
         .iter()
         .filter(|e| e["event"] == "action")
-        .all(|e| e["applied"] == false || e["op"] == "process.stop"));
+        .all(|e| e["applied"] == false
+            || e["op"] == "process.stop"
+            || e["op"].as_str().unwrap().starts_with("validate.")));
     // And no trash was written.
     assert!(!ws.exists(".runbook/trash"));
 }
@@ -142,7 +145,7 @@ fn run_log_has_every_event_and_field() {
     let first = &log[0];
     assert_eq!(first["event"], "run_start");
     assert_eq!(first["name"], "full_rollback");
-    assert_eq!(first["version"], "1.0.0");
+    assert_eq!(first["version"], "1.1.0");
     assert_eq!(first["params"]["model"], "sl_forecaster");
     assert_eq!(first["runbook"], full_rollback());
     let text = std::fs::read(full_rollback()).unwrap();
@@ -175,7 +178,9 @@ fn run_log_has_every_event_and_field() {
             "registry.set_production",
             "registry.remove",
             "fs.remove",
-            "fs.remove"
+            "fs.remove",
+            "validate.evaluate",
+            "validate.gate"
         ]
     );
     assert!(actions
@@ -531,7 +536,7 @@ fn list_and_docs_describe_runbooks_and_primitives() {
         .arg(&dir)
         .run()
         .success()
-        .stdout_has("full_rollback 1.0.0")
+        .stdout_has("full_rollback 1.1.0")
         .stdout_has("--param model=<string>  default sl_forecaster");
     let docs = ws.runbook(&["docs"]).run().success();
     for needle in [

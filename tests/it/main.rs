@@ -5,3 +5,4 @@ mod config;
 mod core;
 mod git;
 mod support;
+mod validate;

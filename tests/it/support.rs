@@ -108,6 +108,14 @@ impl Ws {
         self
     }
 
+    /// Write an executable file (a script a runbook runs).
+    pub fn write_executable(&self, rel: &str, text: &str) -> &Ws {
+        use std::os::unix::fs::PermissionsExt;
+        self.write(rel, text);
+        std::fs::set_permissions(self.join(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
+        self
+    }
+
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
     }
@@ -221,6 +229,13 @@ impl Ws {
         cmd.args(args).current_dir(self.path());
         Cmd { cmd }
     }
+}
+
+/// The action events of a run log whose `op` is `op`, in order.
+pub fn actions<'a>(log: &'a [serde_json::Value], op: &str) -> Vec<&'a serde_json::Value> {
+    log.iter()
+        .filter(|e| e["event"] == "action" && e["op"] == op)
+        .collect()
 }
 
 pub struct Cmd {

@@ -1,0 +1,1086 @@
+//! `validate::` — load validation data and models, predict, score, and gate a rollback on a
+//! metric (plan §3.1.3, §4.3.2, §5.2). The computing is done by [`crate::validate`]; this
+//! file binds it to a run: paths go through the effect layer, results go to the run log,
+//! and loaded data is kept for later steps.
+//!
+//! Validation only reads, so it runs in a dry run too, and it reads what the run sees: a file
+//! that an earlier step of a dry run changed, copied or removed is read from the overlay
+//! (`Content::Bytes`) or found missing, exactly as a real run would find it. An untouched
+//! file is read straight from disk by the fast loaders. The one exception to "only reads"
+//! is an external predictor: it is someone else's program and runs in a dry run as well, so
+//! it must not write to the workspace. Its scratch files live in `.runbook/tmp/<run-id>/`,
+//! runbook's own area, and are removed when it returns.
+//!
+//! A dataset loaded once is kept in the run's [`DatasetCache`] and handed out again while its
+//! file is unchanged, so a 90 MB CSV read in one step is not read again in a later one. The
+//! cache checks the file itself (device, inode, size, modification and change times; for a
+//! simulated file, the identity of its bytes), not the workspace's change counter: a
+//! rollback's registry writes must not throw the data away.
+//!
+//! Every score is logged as a `check` action (op `validate.<metric>`, `validate.metrics`,
+//! `validate.evaluate`, `validate.gate`) so the run log is the audit trail of the decision.
+
+use super::{Family, RhaiResult};
+use crate::context::{Ctx, RunContext};
+use crate::effects::{Content, RelPath};
+use crate::error::{Error, Result};
+use crate::journal::ActionKind;
+use crate::validate::{self as core, Dataset, Model};
+use ndarray::Array1;
+use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, INT};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The training configuration that may set `validation.mse_threshold`.
+pub const CONFIG_PATH: &str = "configs/sl/training_configs.yaml";
+/// The plan's MSE limit (§3.1.3: `assert mse < 0.1`), when nothing else sets one.
+pub const DEFAULT_MSE_THRESHOLD: f64 = 0.1;
+/// The CSV column holding the target, unless a script names another.
+pub const DEFAULT_TARGET: &str = "y";
+/// How long an external predictor may run unless the script says otherwise.
+pub const DEFAULT_EXTERNAL_TIMEOUT_SECS: f64 = 300.0;
+/// The metrics `validate::metrics` computes, in the order they are reported.
+pub const METRICS: [&str; 5] = ["mse", "rmse", "mae", "r2", "max_abs_error"];
+
+// ----- the script-visible types ------------------------------------------------------------
+
+/// A loaded dataset, as scripts hold it (`Dataset` in Rhai). Shared, never copied: the same
+/// data may sit in the cache and in several script variables.
+#[derive(Clone)]
+pub struct DataRef(Rc<Dataset>);
+
+/// A model ready to predict (`Model` in Rhai).
+#[derive(Clone)]
+pub struct ModelRef(Rc<ModelSpec>);
+
+enum ModelSpec {
+    Native {
+        model: Model,
+        path: RelPath,
+    },
+    /// Predicts through a command; the model file is read by that command, at predict time.
+    External {
+        command: Vec<String>,
+        path: RelPath,
+        timeout: Duration,
+    },
+}
+
+impl ModelRef {
+    fn path(&self) -> &RelPath {
+        match &*self.0 {
+            ModelSpec::Native { path, .. } | ModelSpec::External { path, .. } => path,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match &*self.0 {
+            ModelSpec::Native { model, .. } => model.kind(),
+            ModelSpec::External { .. } => "external",
+        }
+    }
+}
+
+/// One prediction per row of a dataset (`Predictions` in Rhai), with where they came from,
+/// so a metric's log entry can say which model was scored on which data.
+#[derive(Clone)]
+pub struct Predictions {
+    values: Rc<Array1<f64>>,
+    model: String,
+    data: String,
+}
+
+// ----- the dataset cache -------------------------------------------------------------------
+
+/// How a dataset was loaded, and from which file(s).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum DataKey {
+    Csv { path: RelPath, target: String },
+    NpyMatrix(RelPath),
+    NpyPair { x: RelPath, y: RelPath },
+}
+
+impl DataKey {
+    fn files(&self) -> Vec<&RelPath> {
+        match self {
+            DataKey::Csv { path, .. } | DataKey::NpyMatrix(path) => vec![path],
+            DataKey::NpyPair { x, y } => vec![x, y],
+        }
+    }
+}
+
+/// What a file was when a dataset was loaded from it: enough to notice any change since.
+#[derive(Clone)]
+enum Stamp {
+    Disk {
+        dev: u64,
+        ino: u64,
+        len: u64,
+        mtime_ns: i128,
+        ctime_ns: i128,
+    },
+    /// A file a dry run simulated. Its bytes are immutable and held here, so the same
+    /// allocation means the same content (and the address cannot be reused meanwhile).
+    Overlay(Rc<[u8]>),
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, other: &Stamp) -> bool {
+        match (self, other) {
+            (Stamp::Overlay(a), Stamp::Overlay(b)) => Rc::ptr_eq(a, b),
+            (
+                Stamp::Disk {
+                    dev,
+                    ino,
+                    len,
+                    mtime_ns,
+                    ctime_ns,
+                },
+                Stamp::Disk {
+                    dev: d2,
+                    ino: i2,
+                    len: l2,
+                    mtime_ns: m2,
+                    ctime_ns: c2,
+                },
+            ) => (dev, ino, len, mtime_ns, ctime_ns) == (d2, i2, l2, m2, c2),
+            _ => false,
+        }
+    }
+}
+
+fn stamp(content: &Content, rel: &RelPath) -> Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    match content {
+        Content::Bytes(b) => Ok(Stamp::Overlay(b.clone())),
+        Content::Disk(abs) => {
+            let md = std::fs::metadata(abs).map_err(|e| Error::io(rel.to_string(), "read", e))?;
+            let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+            Ok(Stamp::Disk {
+                dev: md.dev(),
+                ino: md.ino(),
+                len: md.len(),
+                mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+                ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+            })
+        }
+    }
+}
+
+/// Datasets loaded in this run, kept while their files are unchanged. Lives in the
+/// [`RunContext`]; a run is short, so entries are never evicted, only replaced when their
+/// file changes.
+#[derive(Default)]
+pub struct DatasetCache {
+    entries: HashMap<DataKey, (Vec<Stamp>, Rc<Dataset>)>,
+}
+
+/// The dataset for `key`, from the cache when its files are unchanged (then `true`), else
+/// loaded from what the run sees: the disk, or the dry-run overlay.
+fn load_data(ctx: &RunContext, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
+    let files = key.files();
+    let contents = files
+        .iter()
+        .map(|f| ctx.ws.content(f))
+        .collect::<Result<Vec<_>>>()?;
+    // Stamped before reading: a file that changes during the read is read again next time.
+    let stamps = contents
+        .iter()
+        .zip(&files)
+        .map(|(c, f)| stamp(c, f))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some((cached_stamps, data)) = ctx.datasets.borrow().entries.get(&key) {
+        if *cached_stamps == stamps {
+            return Ok((data.clone(), true));
+        }
+    }
+    let data = match (&key, contents.as_slice()) {
+        (DataKey::Csv { path, target }, [Content::Disk(abs)]) => {
+            core::load_csv(abs, path.as_str(), target)?
+        }
+        (DataKey::Csv { path, target }, [Content::Bytes(b)]) => {
+            core::parse_csv(b, path.as_str(), target)?
+        }
+        (DataKey::NpyMatrix(path), [Content::Disk(abs)]) => {
+            core::load_npy_matrix(abs, path.as_str(), None)?
+        }
+        (DataKey::NpyMatrix(path), [Content::Bytes(b)]) => {
+            core::parse_npy_matrix(b, path.as_str(), None)?
+        }
+        (DataKey::NpyPair { x, y }, [Content::Disk(xa), Content::Disk(ya)]) => {
+            core::load_npy_pair(xa, x.as_str(), ya, y.as_str(), None)?
+        }
+        (DataKey::NpyPair { x, y }, [xc, yc]) => {
+            core::parse_npy_pair(&xc.bytes(x)?, x.as_str(), &yc.bytes(y)?, y.as_str(), None)?
+        }
+        _ => unreachable!("a data key has one content per file"),
+    };
+    let data = Rc::new(data);
+    ctx.datasets
+        .borrow_mut()
+        .entries
+        .insert(key, (stamps, data.clone()));
+    Ok((data, false))
+}
+
+/// Load (or reuse) a dataset for a script and log it as a check.
+fn load_logged(ctx: &RunContext, key: DataKey) -> Result<DataRef> {
+    let (data, cached) = load_data(ctx, key.clone())?;
+    let (args, what) = match &key {
+        DataKey::Csv { path, target } => (
+            json!({"path": path.as_str(), "target": target}),
+            format!("`{path}`"),
+        ),
+        DataKey::NpyMatrix(path) => (json!({"path": path.as_str()}), format!("`{path}`")),
+        DataKey::NpyPair { x, y } => (
+            json!({"x": x.as_str(), "y": y.as_str()}),
+            format!("`{x}` and `{y}`"),
+        ),
+    };
+    let detail = if cached {
+        format!("{} rows, cached", data.n_rows())
+    } else {
+        format!("{} rows, {} features", data.n_rows(), data.n_features())
+    };
+    ctx.journal.action(
+        ActionKind::Check,
+        "validate.load",
+        args,
+        &format!("load {what} ({detail})"),
+        Some(json!({"rows": data.n_rows(), "features": data.n_features(), "cached": cached})),
+    );
+    Ok(DataRef(data))
+}
+
+/// The cache key for data at `path`: a `.npy` matrix by its extension, CSV otherwise.
+fn key_for(ctx: &RunContext, path: &str, target: &str) -> Result<DataKey> {
+    let rel = ctx.ws.resolve(path)?;
+    if rel.as_str().ends_with(".npy") {
+        if target != DEFAULT_TARGET {
+            return Err(Error::invalid(
+                format!("data `{rel}`"),
+                format!("a .npy matrix holds its target in the last column, so target `{target}` cannot be chosen; leave the target at `y` or use CSV"),
+            ));
+        }
+        return Ok(DataKey::NpyMatrix(rel));
+    }
+    Ok(DataKey::Csv {
+        path: rel,
+        target: target.to_string(),
+    })
+}
+
+// ----- models and predictions ---------------------------------------------------------------
+
+fn load_model(ctx: &RunContext, path: &str) -> Result<ModelRef> {
+    let rel = ctx.ws.resolve(path)?;
+    let model = match ctx.ws.content(&rel)? {
+        Content::Disk(abs) => Model::load(&abs, rel.as_str())?,
+        Content::Bytes(b) => Model::from_json_bytes(&b, rel.as_str())?,
+    };
+    Ok(ModelRef(Rc::new(ModelSpec::Native { model, path: rel })))
+}
+
+fn external_model(
+    ctx: &RunContext,
+    command: Array,
+    path: &str,
+    timeout_secs: f64,
+) -> Result<ModelRef> {
+    let what = "validate::external_model";
+    let mut words = Vec::with_capacity(command.len());
+    for (i, word) in command.into_iter().enumerate() {
+        match word.into_immutable_string() {
+            Ok(s) => words.push(s.to_string()),
+            Err(ty) => {
+                return Err(Error::invalid(
+                    what,
+                    format!("word {} of the command is a {ty}; give the command as a list of strings, such as [\"python3\", \"predict.py\"]", i + 1),
+                ))
+            }
+        }
+    }
+    let Some(program) = words.first_mut() else {
+        return Err(Error::invalid(
+            what,
+            "the command is empty; give the program and its arguments, such as [\"python3\", \"predict.py\"]",
+        ));
+    };
+    // A program named by a relative path lives in the workspace (a script shipped with the
+    // models); a bare name is looked up on PATH, an absolute path is taken as it is.
+    if program.contains('/') && !Path::new(program.as_str()).is_absolute() {
+        let rel = ctx.ws.resolve(program)?;
+        *program = ctx.ws.abs(&rel).display().to_string();
+    }
+    if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
+        return Err(Error::invalid(
+            what,
+            format!("the timeout must be a positive number of seconds, got {timeout_secs}"),
+        ));
+    }
+    let rel = ctx.ws.resolve(path)?;
+    if !ctx.ws.exists(&rel) {
+        return Err(Error::io(
+            rel.to_string(),
+            "find the model file",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    Ok(ModelRef(Rc::new(ModelSpec::External {
+        command: words,
+        path: rel,
+        timeout: Duration::from_secs_f64(timeout_secs),
+    })))
+}
+
+/// `.runbook/tmp/<run-id>/`, made on first use and removed (with everything in it) on drop.
+/// Created directly rather than through the effect layer: like the run log, it is runbook's
+/// own bookkeeping, and it must exist on disk for the predictor even in a dry run.
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn create(ctx: &RunContext) -> Result<Scratch> {
+        let dir = ctx.ws.root().join(".runbook/tmp").join(ctx.ws.run_id());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(dir.display().to_string(), "create the scratch directory", e))?;
+        Ok(Scratch { dir })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // `.runbook/tmp` itself goes too unless another run is using it.
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+fn predict(ctx: &RunContext, model: &ModelRef, data: &DataRef) -> Result<Predictions> {
+    let values = match &*model.0 {
+        ModelSpec::Native { model, .. } => model.predict(&data.0)?,
+        ModelSpec::External {
+            command,
+            path,
+            timeout,
+        } => {
+            let scratch = Scratch::create(ctx)?;
+            // The predictor reads the model file the run sees: in a dry run that may be a
+            // simulated copy, which is written to the scratch directory under its own name
+            // (predictors often dispatch on the extension).
+            let model_file = match ctx.ws.content(path)? {
+                Content::Disk(abs) => abs,
+                Content::Bytes(b) => {
+                    let copy = scratch.dir.join(path.file_name());
+                    std::fs::write(&copy, &b)
+                        .map_err(|e| Error::io(copy.display().to_string(), "write", e))?;
+                    copy
+                }
+            };
+            let started = Instant::now();
+            let values = core::predict_external(
+                command,
+                &model_file,
+                &data.0,
+                &scratch.dir,
+                Some(ctx.ws.root()),
+                // The run's `--timeout` cannot interrupt a wait inside a primitive.
+                ctx.bounded(*timeout),
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            ctx.journal.action(
+                ActionKind::Check,
+                "validate.predict",
+                json!({"command": command, "model": path.as_str(), "data": data.0.source, "rows": data.0.n_rows()}),
+                &format!(
+                    "predict `{path}` on `{}` with `{}` ({} rows, {seconds:.2} s)",
+                    data.0.source,
+                    command.join(" "),
+                    data.0.n_rows()
+                ),
+                Some(json!({"seconds": (seconds * 1000.0).round() / 1000.0})),
+            );
+            values
+        }
+    };
+    Ok(Predictions {
+        values: Rc::new(values),
+        model: model.path().as_str().to_string(),
+        data: data.0.source.clone(),
+    })
+}
+
+// ----- metrics and the gate -----------------------------------------------------------------
+
+/// Refuse to score predictions against data they were not made for.
+fn check_pairing(data: &Dataset, predictions: &Predictions) -> Result<()> {
+    if data.source != predictions.data {
+        return Err(Error::invalid(
+            "validate",
+            format!(
+                "the predictions were made for `{}`, not for `{}`; predict on the data you score",
+                predictions.data, data.source
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn metric_fn(name: &str) -> fn(ndarray::ArrayView1<f64>, ndarray::ArrayView1<f64>) -> Result<f64> {
+    match name {
+        "mse" => core::mse,
+        "rmse" => core::rmse,
+        "mae" => core::mae,
+        "r2" => core::r2,
+        _ => core::max_abs_error,
+    }
+}
+
+/// One metric, logged as one check action.
+fn metric(ctx: &RunContext, name: &str, data: &DataRef, predictions: &Predictions) -> Result<f64> {
+    check_pairing(&data.0, predictions)?;
+    let value = metric_fn(name)(data.0.y.view(), predictions.values.view())?;
+    ctx.journal.action(
+        ActionKind::Check,
+        &format!("validate.{name}"),
+        json!({"model": predictions.model, "data": data.0.source, "rows": data.0.n_rows()}),
+        &format!(
+            "{name} of `{}` on `{}`: {} ({} rows)",
+            predictions.model,
+            data.0.source,
+            fmt_value(value),
+            data.0.n_rows()
+        ),
+        Some(json!({ "value": value })),
+    );
+    Ok(value)
+}
+
+/// Every metric, in [`METRICS`] order. Not logged: the callers log once with all of them.
+fn all_metrics(data: &Dataset, predictions: &Array1<f64>) -> Result<Vec<(&'static str, f64)>> {
+    let mse = core::mse(data.y.view(), predictions.view())?;
+    Ok(vec![
+        ("mse", mse),
+        ("rmse", mse.sqrt()),
+        ("mae", core::mae(data.y.view(), predictions.view())?),
+        ("r2", core::r2(data.y.view(), predictions.view())?),
+        (
+            "max_abs_error",
+            core::max_abs_error(data.y.view(), predictions.view())?,
+        ),
+    ])
+}
+
+fn metrics_json(values: &[(&str, f64)], rows: usize) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    for (k, v) in values {
+        obj.insert((*k).to_string(), json!(v));
+    }
+    obj.insert("rows".into(), json!(rows));
+    serde_json::Value::Object(obj)
+}
+
+fn metrics_map(values: &[(&str, f64)], rows: usize) -> Map {
+    let mut map: Map = values
+        .iter()
+        .map(|(k, v)| ((*k).into(), Dynamic::from_float(*v)))
+        .collect();
+    map.insert("rows".into(), Dynamic::from_int(rows as INT));
+    map
+}
+
+fn metrics_text(values: &[(&str, f64)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k} {}", fmt_value(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn metrics(ctx: &RunContext, data: &DataRef, predictions: &Predictions) -> Result<Map> {
+    check_pairing(&data.0, predictions)?;
+    let values = all_metrics(&data.0, &predictions.values)?;
+    let rows = data.0.n_rows();
+    ctx.journal.action(
+        ActionKind::Check,
+        "validate.metrics",
+        json!({"model": predictions.model, "data": data.0.source, "rows": rows}),
+        &format!(
+            "metrics of `{}` on `{}` ({rows} rows): {}",
+            predictions.model,
+            data.0.source,
+            metrics_text(&values)
+        ),
+        Some(metrics_json(&values, rows)),
+    );
+    Ok(metrics_map(&values, rows))
+}
+
+fn evaluate(ctx: &RunContext, model_path: &str, data_path: &str, target: &str) -> Result<Map> {
+    let key = key_for(ctx, data_path, target)?;
+    let (data, cached) = load_data(ctx, key)?;
+    let model = load_model(ctx, model_path)?;
+    let ModelSpec::Native {
+        model: native,
+        path,
+    } = &*model.0
+    else {
+        unreachable!("load_model gives native models");
+    };
+    let predictions = native.predict(&data)?;
+    let values = all_metrics(&data, &predictions)?;
+    let rows = data.n_rows();
+    let mut result = metrics_json(&values, rows);
+    result["cached"] = json!(cached);
+    let cached_note = if cached { ", data cached" } else { "" };
+    ctx.journal.action(
+        ActionKind::Check,
+        "validate.evaluate",
+        json!({"model": path.as_str(), "data": data.source, "target": data.target}),
+        &format!(
+            "evaluate `{path}` on `{}` ({rows} rows{cached_note}): {}",
+            data.source,
+            metrics_text(&values)
+        ),
+        Some(result),
+    );
+    Ok(metrics_map(&values, rows))
+}
+
+/// `validation.mse_threshold` from the training configuration, as the run sees it, or the
+/// plan's 0.1 when the file or the key is absent.
+pub fn threshold(ctx: &RunContext) -> Result<f64> {
+    let rel = ctx.ws.resolve(CONFIG_PATH)?;
+    if !ctx.ws.exists(&rel) {
+        return Ok(DEFAULT_MSE_THRESHOLD);
+    }
+    let config = crate::config::parse_yaml(&ctx.ws.read(&rel)?, rel.as_str())?;
+    let bad = |got: String| {
+        Error::invalid(
+            format!("`{rel}`"),
+            format!("`validation.mse_threshold` must be a positive number, got {got}; fix the file or give the runbook a threshold parameter"),
+        )
+    };
+    let Some(validation) = config.get("validation") else {
+        return Ok(DEFAULT_MSE_THRESHOLD);
+    };
+    if !validation.is_object() {
+        return Err(bad(format!(
+            "a `validation` section that is `{validation}`"
+        )));
+    }
+    match validation.get("mse_threshold") {
+        None | Some(serde_json::Value::Null) => Ok(DEFAULT_MSE_THRESHOLD),
+        Some(v) => match v.as_f64() {
+            Some(t) if t > 0.0 && t.is_finite() => Ok(t),
+            _ => Err(bad(format!("`{v}`"))),
+        },
+    }
+}
+
+/// Pass when `value` is at most `threshold`; otherwise fail with a message that names the
+/// metric, the value, what was measured and the limit. Logged either way.
+fn gate(ctx: &RunContext, metric: &str, value: f64, threshold: f64, label: &str) -> Result<()> {
+    if threshold.is_nan() {
+        return Err(Error::invalid(
+            "validate::gate",
+            format!("the threshold for {metric} of {label} is NaN; give a number"),
+        ));
+    }
+    let passed = value <= threshold;
+    let (shown, limit) = (fmt_value(value), fmt_value(threshold));
+    let message = if value.is_nan() {
+        format!(
+            "{metric} of {label} is not a number (NaN), so it cannot pass the threshold {limit}"
+        )
+    } else if passed {
+        format!("{metric} {shown} of {label} is within the threshold {limit}")
+    } else {
+        format!("{metric} {shown} of {label} is above the threshold {limit}")
+    };
+    ctx.journal.action(
+        ActionKind::Check,
+        "validate.gate",
+        json!({"metric": metric, "value": value, "threshold": threshold, "label": label}),
+        &format!("gate: {message}"),
+        Some(json!({ "passed": passed })),
+    );
+    if passed {
+        Ok(())
+    } else {
+        Err(Error::Failed {
+            location: None,
+            step: None,
+            message,
+        })
+    }
+}
+
+/// A metric for people: four significant digits (`0.2731`, `0.002512`, `12.35`), trailing
+/// zeros dropped (`0.1`), scientific notation for the very small and the very large.
+pub fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-5..=9).contains(&magnitude) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A number a script gave to `function`, integer or float.
+fn number(value: &Dynamic, function: &str, what: &str) -> Result<f64> {
+    if let Ok(f) = value.as_float() {
+        return Ok(f);
+    }
+    if let Ok(i) = value.as_int() {
+        return Ok(i as f64);
+    }
+    Err(Error::invalid(
+        function,
+        format!("`{what}` must be a number, got a {}", value.type_name()),
+    ))
+}
+
+// ----- registration -----------------------------------------------------------------------
+
+pub fn family(ctx: &Ctx) -> Family {
+    let mut f = Family::new(
+        "validate",
+        "Validation: load data and models, predict, score, and gate a rollback on a metric. It only reads, so it also runs in a dry run, against the state the run simulates. Every score is logged as a check in the run log.",
+    );
+
+    let c = ctx.clone();
+    f.add(
+        "load_csv",
+        &["path: &str", "Dataset"],
+        "Load a CSV file with a header line; column `y` is the target, every other column a feature. Loaded once per run: a later load of the unchanged file reuses it.\n```rhai\nlet data = validate::load_csv(\"data/validation.csv\");\nprint(`${data.rows} rows, features ${data.features}`);\n```",
+        move |path: &str| -> RhaiResult<DataRef> {
+            c.ws.resolve(path)
+                .and_then(|rel| load_logged(&c, DataKey::Csv { path: rel, target: DEFAULT_TARGET.into() }))
+                .map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "load_csv",
+        &["path: &str", "target: &str", "Dataset"],
+        "Like `validate::load_csv(path)`, with the target in column `target`.\n```rhai\nlet data = validate::load_csv(\"data/validation.csv\", \"demand\");\n```",
+        move |path: &str, target: &str| -> RhaiResult<DataRef> {
+            c.ws.resolve(path)
+                .and_then(|rel| load_logged(&c, DataKey::Csv { path: rel, target: target.to_string() }))
+                .map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "load_npy",
+        &["path: &str", "Dataset"],
+        "Load one 2-D `.npy` matrix (float64 or float32): the last column is the target, the others are features named `x0`, `x1`, ...\n```rhai\nlet data = validate::load_npy(\"data/validation.npy\");\n```",
+        move |path: &str| -> RhaiResult<DataRef> {
+            c.ws.resolve(path)
+                .and_then(|rel| load_logged(&c, DataKey::NpyMatrix(rel)))
+                .map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "load_npy",
+        &["x_path: &str", "y_path: &str", "Dataset"],
+        "Load features from one `.npy` file (a rows × features matrix) and the target from another (a vector).\n```rhai\nlet data = validate::load_npy(\"data/X_val.npy\", \"data/y_val.npy\");\n```",
+        move |x_path: &str, y_path: &str| -> RhaiResult<DataRef> {
+            let key = c.ws.resolve(x_path).and_then(|x| Ok(DataKey::NpyPair { x, y: c.ws.resolve(y_path)? }));
+            key.and_then(|k| load_logged(&c, k)).map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "load_model",
+        &["path: &str", "Model"],
+        "Load a model from JSON: a linear model (`{\"type\": \"linear\", \"weights\": [...], \"bias\": b, \"features\": [...]}`) or an XGBoost model (`save_model(\"m.json\")`), told apart by content. Other formats: `validate::external_model`.\n```rhai\nlet model = validate::load_model(\"models/sl_model_v4.json\");\nprint(model.kind);\n```",
+        move |path: &str| -> RhaiResult<ModelRef> { load_model(&c, path).map_err(|e| c.fail(e)) },
+    );
+    let c = ctx.clone();
+    f.add(
+        "external_model",
+        &["command: Array", "model_path: &str", "Model"],
+        "A model that predicts through a command, for any other format. The command (a list: program, then arguments; no shell) gets the model file and a CSV of the features as its last two arguments (or where the arguments `{model}` and `{data}` stand), runs in the workspace, and prints one prediction per line. It is stopped after 300 s, or sooner when the run's `--timeout` runs out. It also runs in a dry run, so it must not write to the workspace.\n```rhai\nlet model = validate::external_model([\"python3\", \"tools/predict.py\"], \"models/sl_model_v4.pkl\");\n```",
+        move |command: Array, model_path: &str| -> RhaiResult<ModelRef> {
+            external_model(&c, command, model_path, DEFAULT_EXTERNAL_TIMEOUT_SECS).map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "external_model",
+        &["command: Array", "model_path: &str", "timeout_secs: Dynamic", "Model"],
+        "Like `validate::external_model(command, model_path)`, stopped after `timeout_secs` seconds.\n```rhai\nlet model = validate::external_model([\"tools/predict.sh\"], \"models/m.onnx\", 30);\n```",
+        move |command: Array, model_path: &str, timeout_secs: Dynamic| -> RhaiResult<ModelRef> {
+            number(&timeout_secs, "validate::external_model", "timeout_secs")
+                .and_then(|t| external_model(&c, command, model_path, t))
+                .map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "predict",
+        &["model: Model", "data: Dataset", "Predictions"],
+        "Predict one value per row of `data`. The model's feature names are matched to the data's columns by name; a missing feature is an error that names it.\n```rhai\nlet pred = validate::predict(model, data);\nprint(pred.len);\n```",
+        move |model: ModelRef, data: DataRef| -> RhaiResult<Predictions> {
+            predict(&c, &model, &data).map_err(|e| c.fail(e))
+        },
+    );
+    for (name, doc) in [
+        (
+            "mse",
+            "Mean squared error of `predictions` against the target of `data`.",
+        ),
+        ("rmse", "Root mean squared error, in the target's unit."),
+        ("mae", "Mean absolute error."),
+        (
+            "r2",
+            "Coefficient of determination R² (1 is perfect, 0 is as good as predicting the mean).",
+        ),
+        ("max_abs_error", "The largest absolute error over all rows."),
+    ] {
+        let c = ctx.clone();
+        f.add(
+            name,
+            &["data: Dataset", "predictions: Predictions", "f64"],
+            &format!("{doc} Logged as a check. Fails on NaN or infinite values, naming the row.\n```rhai\nlet v = validate::{name}(data, validate::predict(model, data));\n```"),
+            move |data: DataRef, predictions: Predictions| -> RhaiResult<f64> {
+                metric(&c, name, &data, &predictions).map_err(|e| c.fail(e))
+            },
+        );
+    }
+    let c = ctx.clone();
+    f.add(
+        "metrics",
+        &["data: Dataset", "predictions: Predictions", "Map"],
+        "All five metrics at once, as a map `#{ mse, rmse, mae, r2, max_abs_error, rows }`; logged as one check.\n```rhai\nlet m = validate::metrics(data, validate::predict(model, data));\nprint(`mse ${m.mse}, r2 ${m.r2}`);\n```",
+        move |data: DataRef, predictions: Predictions| -> RhaiResult<Map> {
+            metrics(&c, &data, &predictions).map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "evaluate",
+        &["model_path: &str", "data_path: &str", "Map"],
+        "Load a model and data (CSV with target `y`, or a `.npy` matrix), predict, and return all metrics as in `validate::metrics`; logged as one check.\n```rhai\nlet m = validate::evaluate(\"models/sl_model_v4.json\", \"data/validation.csv\");\n```",
+        move |model_path: &str, data_path: &str| -> RhaiResult<Map> {
+            evaluate(&c, model_path, data_path, DEFAULT_TARGET).map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "evaluate",
+        &["model_path: &str", "data_path: &str", "target: &str", "Map"],
+        "Like `validate::evaluate(model_path, data_path)`, with the CSV's target in column `target`.\n```rhai\nlet m = validate::evaluate(prod.model_path, params.data, params.target);\n```",
+        move |model_path: &str, data_path: &str, target: &str| -> RhaiResult<Map> {
+            evaluate(&c, model_path, data_path, target).map_err(|e| c.fail(e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "threshold",
+        &["f64"],
+        "The MSE limit: `validation.mse_threshold` from `configs/sl/training_configs.yaml` (as the run sees it, so a dry run reads a simulated config), or 0.1 when the file or the key is absent. Malformed YAML is an error with its line and column.\n```rhai\nlet limit = if params.threshold == () { validate::threshold() } else { params.threshold };\n```",
+        move || -> RhaiResult<f64> { threshold(&c).map_err(|e| c.fail(e)) },
+    );
+    let c = ctx.clone();
+    f.add(
+        "gate",
+        &["metric: &str", "value: Dynamic", "threshold: Dynamic", "label: &str", "()"],
+        "Fail the step when `value` is above `threshold` (or NaN), with a message such as ``mse 0.2731 of `sl_forecaster` v5 is above the threshold 0.1``; pass otherwise. Logged as a check either way.\n```rhai\nvalidate::gate(\"mse\", m.mse, limit, \"`sl_forecaster` v4\");\n```",
+        move |metric: &str, value: Dynamic, threshold: Dynamic, label: &str| -> RhaiResult<()> {
+            number(&value, "validate::gate", "value")
+                .and_then(|v| Ok((v, number(&threshold, "validate::gate", "threshold")?)))
+                .and_then(|(v, t)| gate(&c, metric, v, t, label))
+                .map_err(|e| c.fail(e))
+        },
+    );
+    f
+}
+
+/// Register the custom types scripts get from `validate::` (`Dataset`, `Model`,
+/// `Predictions`) with their properties, methods and printed forms.
+pub fn register_types(engine: &mut Engine) {
+    engine.register_type_with_name::<DataRef>("Dataset");
+    engine.register_type_with_name::<ModelRef>("Model");
+    engine.register_type_with_name::<Predictions>("Predictions");
+
+    getter(
+        engine,
+        "rows",
+        "data: &mut Dataset",
+        "int",
+        "Number of rows.",
+        |d: &mut DataRef| d.0.n_rows() as INT,
+    );
+    getter(
+        engine,
+        "features",
+        "data: &mut Dataset",
+        "Array",
+        "Feature column names, in column order.",
+        |d: &mut DataRef| -> Array {
+            d.0.features
+                .iter()
+                .map(|f| Dynamic::from(f.clone()))
+                .collect()
+        },
+    );
+    getter(
+        engine,
+        "target",
+        "data: &mut Dataset",
+        "String",
+        "The target column's name.",
+        |d: &mut DataRef| d.0.target.clone(),
+    );
+    getter(
+        engine,
+        "source",
+        "data: &mut Dataset",
+        "String",
+        "The data file, as named in the workspace.",
+        |d: &mut DataRef| d.0.source.clone(),
+    );
+
+    getter(
+        engine,
+        "kind",
+        "model: &mut Model",
+        "String",
+        "`linear`, `xgboost` or `external`.",
+        |m: &mut ModelRef| m.kind().to_string(),
+    );
+    getter(
+        engine,
+        "source",
+        "model: &mut Model",
+        "String",
+        "The model file, as named in the workspace.",
+        |m: &mut ModelRef| m.path().as_str().to_string(),
+    );
+    getter(
+        engine,
+        "features",
+        "model: &mut Model",
+        "Dynamic",
+        "The feature names the model expects, or `()` when it does not record them.",
+        |m: &mut ModelRef| -> Dynamic {
+            match &*m.0 {
+                ModelSpec::Native { model, .. } => model
+                    .feature_names()
+                    .map(|names| {
+                        names
+                            .iter()
+                            .map(|n| Dynamic::from(n.clone()))
+                            .collect::<Array>()
+                            .into()
+                    })
+                    .unwrap_or(Dynamic::UNIT),
+                ModelSpec::External { .. } => Dynamic::UNIT,
+            }
+        },
+    );
+
+    getter(
+        engine,
+        "len",
+        "predictions: &mut Predictions",
+        "int",
+        "Number of predictions (one per data row).",
+        |p: &mut Predictions| p.values.len() as INT,
+    );
+    getter(
+        engine,
+        "model",
+        "predictions: &mut Predictions",
+        "String",
+        "The model file that made them.",
+        |p: &mut Predictions| p.model.clone(),
+    );
+    FuncRegistration::new("len")
+        .with_params_info(["predictions: &mut Predictions", "int"])
+        .with_comments(["/// Number of predictions, as `predictions.len`.\n/// ```rhai\n/// assert(pred.len() == data.rows, \"one prediction per row\");\n/// ```"])
+        .register_into_engine(engine, |p: &mut Predictions| p.values.len() as INT);
+    FuncRegistration::new("to_array")
+        .with_params_info(["predictions: &mut Predictions", "Array"])
+        .with_comments(["/// The predictions as an array of floats (for small data: the metrics need no conversion).\n/// ```rhai\n/// let first = validate::predict(model, data).to_array()[0];\n/// ```"])
+        .register_into_engine(engine, |p: &mut Predictions| -> Array {
+            p.values.iter().map(|v| Dynamic::from_float(*v)).collect()
+        });
+
+    printable(engine, |d: &DataRef| describe_data(&d.0));
+    printable(engine, describe_model);
+    printable(engine, describe_predictions);
+}
+
+/// How `print` and string interpolation show a value of a custom type.
+fn printable<T: rhai::Variant + Clone>(engine: &mut Engine, describe: fn(&T) -> String) {
+    engine.register_fn("to_string", move |v: &mut T| describe(v));
+    engine.register_fn("to_debug", move |v: &mut T| describe(v));
+}
+
+fn getter<T: rhai::Variant + Clone, R: rhai::Variant + Clone>(
+    engine: &mut Engine,
+    prop: &str,
+    this: &str,
+    returns: &str,
+    doc: &str,
+    get: impl Fn(&mut T) -> R + 'static,
+) {
+    FuncRegistration::new_getter(prop)
+        .with_params_info([this, returns])
+        .with_comments([format!("/// {doc}")])
+        .register_into_engine(engine, get);
+}
+
+fn describe_data(d: &Dataset) -> String {
+    format!(
+        "Dataset(`{}`: {} rows, {} features, target `{}`)",
+        d.source,
+        d.n_rows(),
+        d.n_features(),
+        d.target
+    )
+}
+
+fn describe_model(m: &ModelRef) -> String {
+    match &*m.0 {
+        ModelSpec::Native { .. } => format!("Model({} `{}`)", m.kind(), m.path()),
+        ModelSpec::External { command, .. } => {
+            format!("Model(`{}` through `{}`)", m.path(), command.join(" "))
+        }
+    }
+}
+
+fn describe_predictions(p: &Predictions) -> String {
+    format!(
+        "Predictions({} of `{}` on `{}`)",
+        p.values.len(),
+        p.model,
+        p.data
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::Workspace;
+    use crate::journal::{Console, Journal};
+
+    fn context(dir: &Path) -> Ctx {
+        let ws = Workspace::open(dir, "unit", false).unwrap();
+        RunContext::new(ws, Journal::without_log("unit", false, Console::Quiet))
+    }
+
+    #[test]
+    fn gate_passes_up_to_the_threshold_and_fails_above_it_or_on_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let label = "`sl_forecaster` v5";
+        assert!(gate(&ctx, "mse", 0.1, 0.1, label).is_ok());
+        assert!(gate(&ctx, "mse", 0.0999, 0.1, label).is_ok());
+        let err = gate(&ctx, "mse", 0.27314, 0.1, label).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mse 0.2731 of `sl_forecaster` v5 is above the threshold 0.1"
+        );
+        let err = gate(&ctx, "mse", f64::NAN, 0.1, label).unwrap_err();
+        assert!(err.to_string().contains("not a number (NaN)"), "{err}");
+        assert!(gate(&ctx, "mse", f64::INFINITY, 0.1, label).is_err());
+        assert!(gate(&ctx, "mse", 0.0, f64::NAN, label).is_err());
+    }
+
+    #[test]
+    fn threshold_reads_the_config_or_falls_back_to_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        assert_eq!(threshold(&ctx).unwrap(), DEFAULT_MSE_THRESHOLD);
+        let config = dir.path().join(CONFIG_PATH);
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        for (text, want) in [
+            ("validation:\n  mse_threshold: 0.25\n", Some(0.25)),
+            ("validation:\n  mse_threshold: 2\n", Some(2.0)),
+            ("validation:\n  split: time\n", Some(DEFAULT_MSE_THRESHOLD)),
+            ("model:\n  type: xgboost\n", Some(DEFAULT_MSE_THRESHOLD)),
+            ("", Some(DEFAULT_MSE_THRESHOLD)),
+            ("validation:\n  mse_threshold: -1\n", None),
+            ("validation:\n  mse_threshold: [0.1]\n", None),
+            ("validation: 0.1\n", None),
+        ] {
+            std::fs::write(&config, text).unwrap();
+            match (threshold(&ctx), want) {
+                (Ok(t), Some(w)) => assert_eq!(t, w, "{text:?}"),
+                (Err(e), None) => assert!(e.to_string().contains("mse_threshold"), "{e}"),
+                (got, _) => panic!("{text:?}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn datasets_are_reused_until_their_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        std::fs::write(dir.path().join("d.csv"), "a,y\n1,2\n").unwrap();
+        let key = || DataKey::Csv {
+            path: ctx.ws.resolve("d.csv").unwrap(),
+            target: "y".into(),
+        };
+        let (first, cached) = load_data(&ctx, key()).unwrap();
+        assert!(!cached);
+        // Other changes to the workspace do not matter.
+        ctx.ws
+            .write(&ctx.ws.resolve("other.txt").unwrap(), b"x")
+            .unwrap();
+        let (again, cached) = load_data(&ctx, key()).unwrap();
+        assert!(cached && Rc::ptr_eq(&first, &again));
+        // A rewrite of the file does, even with the same size.
+        ctx.ws
+            .write(&ctx.ws.resolve("d.csv").unwrap(), b"a,y\n3,4\n")
+            .unwrap();
+        let (fresh, cached) = load_data(&ctx, key()).unwrap();
+        assert!(!cached);
+        assert_eq!(fresh.y.to_vec(), vec![4.0]);
+    }
+
+    #[test]
+    fn values_are_shown_with_four_significant_digits() {
+        for (v, want) in [
+            (0.27314, "0.2731"),
+            (0.1, "0.1"),
+            (0.0025104, "0.00251"),
+            (12.3456, "12.35"),
+            (1.5, "1.5"),
+            (20.0, "20"),
+            (12345.6, "12346"),
+            (0.0, "0"),
+            (-0.5, "-0.5"),
+            (1e-7, "1.000e-7"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(fmt_value(v), want, "{v}");
+        }
+    }
+}
