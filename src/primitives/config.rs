@@ -20,7 +20,7 @@ use crate::context::{Ctx, RunContext};
 use crate::effects::RelPath;
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
-use rhai::{Array, Dynamic};
+use rhai::{Array, Dynamic, NativeCallContext};
 use serde_json::{json, Value};
 
 /// The two formats, chosen by file name: `.json` is JSON, anything else YAML (a `.backup`
@@ -267,8 +267,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "read_yaml",
         &["path: &str", "Dynamic"],
         "Read a YAML file into a value: mappings become maps, sequences arrays. Fails with the line and column when the file is not valid YAML (a duplicate key included).\n```rhai\nlet cfg = config::read_yaml(\"configs/sl/training_configs.yaml\");\nprint(cfg.model.type);\n```",
-        move |path: &str| -> RhaiResult<Dynamic> {
-            read_document(&c, path, Format::Yaml).map(|v| json_to_dynamic(&v)).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str| -> RhaiResult<Dynamic> {
+            read_document(&c, path, Format::Yaml).map(|v| json_to_dynamic(&v)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -276,8 +276,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "read_json",
         &["path: &str", "Dynamic"],
         "Read a JSON file into a value. Fails with the line and column when it is not valid JSON.\n```rhai\nlet meta = config::read_json(\"models/sl_model_v4_metadata.json\");\n```",
-        move |path: &str| -> RhaiResult<Dynamic> {
-            read_document(&c, path, Format::Json).map(|v| json_to_dynamic(&v)).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str| -> RhaiResult<Dynamic> {
+            read_document(&c, path, Format::Json).map(|v| json_to_dynamic(&v)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -285,8 +285,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "parse_yaml",
         &["text: &str", "Dynamic"],
         "Parse YAML text into a value.\n```rhai\nlet cfg = config::parse_yaml(config::default_training_config());\n```",
-        move |text: &str| -> RhaiResult<Dynamic> {
-            config::parse_yaml(text.as_bytes(), "YAML text").map(|v| json_to_dynamic(&v)).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, text: &str| -> RhaiResult<Dynamic> {
+            config::parse_yaml(text.as_bytes(), "YAML text").map(|v| json_to_dynamic(&v)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -294,8 +294,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "to_yaml",
         &["value: Dynamic", "String"],
         "A value as YAML text (block style; strings a YAML 1.1 reader would misread, such as `no` or `001`, are quoted).\n```rhai\nprint(config::to_yaml(#{ model: #{ type: \"xgboost\" } }));\n```",
-        move |value: Dynamic| -> RhaiResult<String> {
-            to_json(&value).and_then(|v| config::to_yaml(&v)).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, value: Dynamic| -> RhaiResult<String> {
+            to_json(&value).and_then(|v| config::to_yaml(&v)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -303,8 +303,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "write_yaml",
         &["path: &str", "value: Dynamic", "String"],
         "Write a value as a YAML file, atomically; the old file goes to the trash and keys keep the order it had them in (comments are not kept). Returns the unified diff of the change (empty when nothing changed).\n```rhai\nlet cfg = config::read_yaml(\"configs/sl/training_configs.yaml\");\ncfg.model.learning_rate = 0.05;\nprint(config::write_yaml(\"configs/sl/training_configs.yaml\", cfg));\n```",
-        move |path: &str, value: Dynamic| -> RhaiResult<String> {
-            write_value(&c, path, &value, Format::Yaml).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str, value: Dynamic| -> RhaiResult<String> {
+            write_value(&c, path, &value, Format::Yaml).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -312,8 +312,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "write_json",
         &["path: &str", "value: Dynamic", "String"],
         "Write a value as a pretty JSON file (two-space indent), like `config::write_yaml`. Returns the diff.\n```rhai\nconfig::write_json(\"configs/sl/features.json\", #{ window: 64 });\n```",
-        move |path: &str, value: Dynamic| -> RhaiResult<String> {
-            write_value(&c, path, &value, Format::Json).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str, value: Dynamic| -> RhaiResult<String> {
+            write_value(&c, path, &value, Format::Json).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -321,8 +321,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "write_yaml_text",
         &["path: &str", "text: &str", "String"],
         "Write YAML text to a file as it is, comments included, after checking that it parses (nothing is written when it does not). Returns the diff.\n```rhai\nconfig::write_yaml_text(\"configs/sl/training_configs.yaml\", config::default_training_config());\n```",
-        move |path: &str, text: &str| -> RhaiResult<String> {
-            write_yaml_text(&c, path, text).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str, text: &str| -> RhaiResult<String> {
+            write_yaml_text(&c, path, text).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -330,16 +330,16 @@ pub fn family(ctx: &Ctx) -> Family {
         "restore",
         &["from: &str", "to: &str", "String"],
         "Copy the configuration `from` (a backup) over `to`, byte for byte, after checking that it parses as `to`'s format (JSON for `.json`, else YAML); a malformed backup fails with its line and column and nothing is written. The old `to` goes to the trash. Returns the diff (empty when they were the same). Plan §3.3.1.\n```rhai\nprint(config::restore(\"configs/sl/training_configs.yaml.backup\", \"configs/sl/training_configs.yaml\"));\n```",
-        move |from: &str, to: &str| -> RhaiResult<String> { restore(&c, from, to).map_err(|e| c.fail(e)) },
+        move |call: NativeCallContext, from: &str, to: &str| -> RhaiResult<String> { restore(&c, from, to).map_err(|e| c.fail_at(&call, e)) },
     );
     let c = ctx.clone();
     f.add(
         "diff",
         &["path: &str", "new_text: &str", "String"],
         "The unified diff from the file at `path` (as the run sees it; empty if missing) to `new_text`, without writing anything; empty when they are equal.\n```rhai\nlet d = config::diff(\"configs/sl/training_configs.yaml\", fs::read(\"configs/sl/training_configs.yaml.backup\"));\nif d != \"\" { print(d); }\n```",
-        move |path: &str, new_text: &str| -> RhaiResult<String> {
+        move |call: NativeCallContext, path: &str, new_text: &str| -> RhaiResult<String> {
             let run = || diff_against(&c, &c.ws.resolve(path)?, new_text);
-            run().map_err(|e| c.fail(e))
+            run().map_err(|e| c.fail_at(&call, e))
         },
     );
     f.add(
@@ -353,8 +353,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "validate_training_config",
         &["config: Dynamic", "Array"],
         "The problems of a training configuration value, one message each; empty when it is fine. Requires `model.type` (string) and `model.learning_rate` (in (0, 1]); checks `max_depth`, `n_estimators`, `features.window`, `features.lags`, `validation.split` and `validation.mse_threshold` when present; other keys are allowed.\n```rhai\nlet problems = config::validate_training_config(config::read_yaml(\"configs/sl/training_configs.yaml\"));\nassert(problems.is_empty(), `bad config: ${problems}`);\n```",
-        move |value: Dynamic| -> RhaiResult<Array> {
-            let doc = to_json(&value).map_err(|e| c.fail(e))?;
+        move |call: NativeCallContext, value: Dynamic| -> RhaiResult<Array> {
+            let doc = to_json(&value).map_err(|e| c.fail_at(&call, e))?;
             Ok(strings(config::validate_training_config(&doc)))
         },
     );
@@ -363,8 +363,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "check_training_config",
         &["path: &str", "Array"],
         "Read the training configuration at `path` (YAML, or JSON for `.json`) and return its problems like `config::validate_training_config`; the result is logged. Fails with the line and column when the file does not parse.\n```rhai\nlet problems = config::check_training_config(\"configs/sl/training_configs.yaml\");\nassert(problems.is_empty(), `bad config: ${problems}`);\n```",
-        move |path: &str| -> RhaiResult<Array> {
-            check_training_config(&c, path).map(strings).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, path: &str| -> RhaiResult<Array> {
+            check_training_config(&c, path).map(strings).map_err(|e| c.fail_at(&call, e))
         },
     );
     f

@@ -20,7 +20,7 @@ use crate::effects::RelPath;
 use crate::error::{Error, Result};
 use crate::git::{FileChange, Repo};
 use crate::journal::ActionKind;
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -570,8 +570,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "head",
         &["String"],
         "The full sha of the commit `HEAD` points at.\n```rhai\nprint(`at ${git::head()}`);\n```",
-        move || -> RhaiResult<String> {
-            g.repo().and_then(|r| r.head()).map_err(|e| g.ctx.fail(e))
+        move |call: NativeCallContext| -> RhaiResult<String> {
+            g.repo()
+                .and_then(|r| r.head())
+                .map_err(|e| g.ctx.fail_at(&call, e))
         },
     );
     let g = git.clone();
@@ -579,8 +581,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "branch",
         &["Dynamic"],
         "The current branch, or `()` when `HEAD` is detached.\n```rhai\nlet b = git::branch();\nif b == () { print(\"detached HEAD\"); } else { print(`on ${b}`); }\n```",
-        move || -> RhaiResult<Dynamic> {
-            let branch = g.repo().and_then(|r| r.branch()).map_err(|e| g.ctx.fail(e))?;
+        move |call: NativeCallContext| -> RhaiResult<Dynamic> {
+            let branch = g.repo().and_then(|r| r.branch()).map_err(|e| g.ctx.fail_at(&call, e))?;
             Ok(branch.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
         },
     );
@@ -589,9 +591,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "is_clean",
         &["bool"],
         "Whether nothing in the workspace differs from `HEAD`: nothing staged, modified, deleted or untracked (ignored files do not count). In a dry run, the changes the run would have made count.\n```rhai\nassert(git::is_clean(), `uncommitted changes: ${git::dirty()}`);\n```",
-        move || -> RhaiResult<bool> {
-            let repo = g.repo().map_err(|e| g.ctx.fail(e))?;
-            Ok(g.dirty(&repo, &[]).map_err(|e| g.ctx.fail(e))?.is_empty())
+        move |call: NativeCallContext| -> RhaiResult<bool> {
+            let repo = g.repo().map_err(|e| g.ctx.fail_at(&call, e))?;
+            Ok(g.dirty(&repo, &[]).map_err(|e| g.ctx.fail_at(&call, e))?.is_empty())
         },
     );
     let g = git.clone();
@@ -599,9 +601,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "dirty",
         &["Array"],
         "The files that differ from `HEAD` (staged, modified, deleted or untracked), sorted.\n```rhai\nfor p in git::dirty() { print(`changed: ${p}`); }\n```",
-        move || -> RhaiResult<Array> {
-            let repo = g.repo().map_err(|e| g.ctx.fail(e))?;
-            let files = g.dirty(&repo, &[]).map_err(|e| g.ctx.fail(e))?;
+        move |call: NativeCallContext| -> RhaiResult<Array> {
+            let repo = g.repo().map_err(|e| g.ctx.fail_at(&call, e))?;
+            let files = g.dirty(&repo, &[]).map_err(|e| g.ctx.fail_at(&call, e))?;
             Ok(files.into_iter().map(Dynamic::from).collect())
         },
     );
@@ -610,13 +612,13 @@ pub fn family(ctx: &Ctx) -> Family {
         "dirty",
         &["paths: Dynamic", "Array"],
         "Like `git::dirty()`, only under `paths` (a path or an array of paths).\n```rhai\nlet edits = git::dirty(\"src/sl/\");\n```",
-        move |paths: Dynamic| -> RhaiResult<Array> {
+        move |call: NativeCallContext, paths: Dynamic| -> RhaiResult<Array> {
             let run = || -> Result<Array> {
                 let paths = g.paths(&paths, false)?;
                 let files = g.dirty(&g.repo()?, &paths)?;
                 Ok(files.into_iter().map(Dynamic::from).collect())
             };
-            run().map_err(|e| g.ctx.fail(e))
+            run().map_err(|e| g.ctx.fail_at(&call, e))
         },
     );
     let g = git.clone();
@@ -624,8 +626,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "resolve",
         &["rev: &str", "String"],
         "The full sha of the commit a revision names (`HEAD~1`, a branch, a tag, a short sha); fails for an unknown one.\n```rhai\nlet previous = git::resolve(\"HEAD~1\");\n```",
-        move |rev: &str| -> RhaiResult<String> {
-            g.repo().and_then(|r| r.resolve(rev)).map_err(|e| g.ctx.fail(e))
+        move |call: NativeCallContext, rev: &str| -> RhaiResult<String> {
+            g.repo().and_then(|r| r.resolve(rev)).map_err(|e| g.ctx.fail_at(&call, e))
         },
     );
     let g = git.clone();
@@ -633,8 +635,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "checkout_changes",
         &["rev: &str", "paths: Dynamic", "Array"],
         "The files `git::checkout(rev, paths)` would change, without changing anything: an array of `#{ path, status, added, deleted, binary }`, where `status` is `M` (overwritten), `D` (missing, restored), `T` (type change) or `U` (unmerged), and `added`/`deleted` count the lines the checkout writes and removes (`--stat`-like). Fails, as the checkout would, for an unknown revision or a path that is not in it.\n```rhai\nfor c in git::checkout_changes(\"HEAD~1\", \"src/sl/\") { print(`${c.path} +${c.added} -${c.deleted}`); }\n```",
-        move |rev: &str, paths: Dynamic| -> RhaiResult<Array> {
-            g.checkout_changes(rev, &paths).map_err(|e| g.ctx.fail(e))
+        move |call: NativeCallContext, rev: &str, paths: Dynamic| -> RhaiResult<Array> {
+            g.checkout_changes(rev, &paths).map_err(|e| g.ctx.fail_at(&call, e))
         },
     );
     let g = git.clone();
@@ -642,57 +644,57 @@ pub fn family(ctx: &Ctx) -> Family {
         "show",
         &["rev: &str", "path: &str", "String"],
         "The text of `path` as it is in `rev` (the plan's `git show REV:PATH`).\n```rhai\nlet old = git::show(\"HEAD~1\", \"src/sl/models/traditional.py\");\n```",
-        move |rev: &str, path: &str| -> RhaiResult<String> { g.show(rev, path).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, rev: &str, path: &str| -> RhaiResult<String> { g.show(rev, path).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "log",
         &["n: i64", "Array"],
         "The last `n` commits from `HEAD`, newest first: `#{ commit, author, email, date, subject }`.\n```rhai\nfor c in git::log(5) { print(`${c.commit.sub_string(0, 8)} ${c.subject}`); }\n```",
-        move |n: i64| -> RhaiResult<Array> { g.log(n).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, n: i64| -> RhaiResult<Array> { g.log(n).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "tags",
         &["Array"],
         "All tag names, sorted (in a dry run, with the tags it would have created).\n```rhai\nassert(\"sl-v1.0\" in git::tags(), \"the release tag is missing\");\n```",
-        move || -> RhaiResult<Array> { g.tags().map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext| -> RhaiResult<Array> { g.tags().map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "checkout",
         &["rev: &str", "paths: Dynamic", "Map"],
         "Restore `paths` (a path or an array of paths) as they are in `rev`: `git checkout REV -- PATHS` (plan §3.3.2), which writes them into the index and the work tree. Files with uncommitted changes, and untracked files, that it would overwrite are saved first in `.runbook/trash/<run-id>/`: a patch of the changes (`git apply` restores them) and a copy of each file; the log says where. Files that are not in `rev` are left alone. In a dry run nothing runs, and later reads see the restored files. Returns `#{ commit, files, saved }`.\n```rhai\nlet r = git::checkout(\"HEAD~1\", \"src/sl/\");\nprint(`restored ${r.files.len()} files`);\n```",
-        move |rev: &str, paths: Dynamic| -> RhaiResult<Map> { g.checkout(rev, &paths).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, rev: &str, paths: Dynamic| -> RhaiResult<Map> { g.checkout(rev, &paths).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "add",
         &["paths: Dynamic", "Array"],
         "Stage new, changed and deleted files under `paths` (`git add -A -- PATHS`; `\".\"` for the whole workspace). Returns the files staged.\n```rhai\ngit::add([\"src/sl/\", \"configs/sl/\"]);\n```",
-        move |paths: Dynamic| -> RhaiResult<Array> { g.add(&paths).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, paths: Dynamic| -> RhaiResult<Array> { g.add(&paths).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "commit",
         &["message: &str", "Map"],
         "Commit what is staged. Fails when nothing is staged or git does not know the user's name and e-mail. Returns `#{ commit, files }` (`commit` is `()` in a dry run).\n```rhai\ngit::add(\"configs/sl/\");\ngit::commit(\"Restore the original training configuration\");\n```",
-        move |message: &str| -> RhaiResult<Map> { g.commit(message, false).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, message: &str| -> RhaiResult<Map> { g.commit(message, false).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "commit_all",
         &["message: &str", "Map"],
         "Stage everything in the workspace and commit it (plan §4.2: `git add -A; git commit -m MESSAGE`). Fails when nothing changed. Returns `#{ commit, files }` (`commit` is `()` in a dry run).\n```rhai\nlet c = git::commit_all(\"Backup before SL model implementation\");\nprint(`${c.files.len()} files committed`);\n```",
-        move |message: &str| -> RhaiResult<Map> { g.commit(message, true).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, message: &str| -> RhaiResult<Map> { g.commit(message, true).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     let g = git.clone();
     f.add(
         "check_tag",
         &["name: &str", "()"],
         "Fail, changing nothing, when `git::tag(name, ..)` would fail because of the name: it is not a valid tag name, or the tag exists. Lets a runbook check before it commits.\n```rhai\ngit::check_tag(\"sl-v1.1\");\n```",
-        move |name: &str| -> RhaiResult<()> {
-            g.repo().and_then(|r| g.check_tag(&r, name)).map_err(|e| g.ctx.fail(e))
+        move |call: NativeCallContext, name: &str| -> RhaiResult<()> {
+            g.repo().and_then(|r| g.check_tag(&r, name)).map_err(|e| g.ctx.fail_at(&call, e))
         },
     );
     let g = git.clone();
@@ -700,7 +702,7 @@ pub fn family(ctx: &Ctx) -> Family {
         "tag",
         &["name: &str", "message: &str", "()"],
         "Create the annotated tag `name` on `HEAD` (plan §4.2: `git tag -a NAME -m MESSAGE`). Fails when it exists.\n```rhai\ngit::tag(\"sl-v1.1\", \"SL Model Version 1.1\");\n```",
-        move |name: &str, message: &str| -> RhaiResult<()> { g.tag(name, message).map_err(|e| g.ctx.fail(e)) },
+        move |call: NativeCallContext, name: &str, message: &str| -> RhaiResult<()> { g.tag(name, message).map_err(|e| g.ctx.fail_at(&call, e)) },
     );
     f
 }

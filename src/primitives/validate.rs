@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::journal::ActionKind;
 use crate::validate::{self as core, Dataset, Model};
 use ndarray::Array1;
-use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, INT};
+use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext, INT};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -674,10 +674,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "load_csv",
         &["path: &str", "Dataset"],
         "Load a CSV file with a header line; column `y` is the target, every other column a feature. Loaded once per run: a later load of the unchanged file reuses it.\n```rhai\nlet data = validate::load_csv(\"data/validation.csv\");\nprint(`${data.rows} rows, features ${data.features}`);\n```",
-        move |path: &str| -> RhaiResult<DataRef> {
+        move |call: NativeCallContext, path: &str| -> RhaiResult<DataRef> {
             c.ws.resolve(path)
                 .and_then(|rel| load_logged(&c, DataKey::Csv { path: rel, target: DEFAULT_TARGET.into() }))
-                .map_err(|e| c.fail(e))
+                .map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -685,10 +685,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "load_csv",
         &["path: &str", "target: &str", "Dataset"],
         "Like `validate::load_csv(path)`, with the target in column `target`.\n```rhai\nlet data = validate::load_csv(\"data/validation.csv\", \"demand\");\n```",
-        move |path: &str, target: &str| -> RhaiResult<DataRef> {
+        move |call: NativeCallContext, path: &str, target: &str| -> RhaiResult<DataRef> {
             c.ws.resolve(path)
                 .and_then(|rel| load_logged(&c, DataKey::Csv { path: rel, target: target.to_string() }))
-                .map_err(|e| c.fail(e))
+                .map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -696,10 +696,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "load_npy",
         &["path: &str", "Dataset"],
         "Load one 2-D `.npy` matrix (float64 or float32): the last column is the target, the others are features named `x0`, `x1`, ...\n```rhai\nlet data = validate::load_npy(\"data/validation.npy\");\n```",
-        move |path: &str| -> RhaiResult<DataRef> {
+        move |call: NativeCallContext, path: &str| -> RhaiResult<DataRef> {
             c.ws.resolve(path)
                 .and_then(|rel| load_logged(&c, DataKey::NpyMatrix(rel)))
-                .map_err(|e| c.fail(e))
+                .map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -707,9 +707,9 @@ pub fn family(ctx: &Ctx) -> Family {
         "load_npy",
         &["x_path: &str", "y_path: &str", "Dataset"],
         "Load features from one `.npy` file (a rows × features matrix) and the target from another (a vector).\n```rhai\nlet data = validate::load_npy(\"data/X_val.npy\", \"data/y_val.npy\");\n```",
-        move |x_path: &str, y_path: &str| -> RhaiResult<DataRef> {
+        move |call: NativeCallContext, x_path: &str, y_path: &str| -> RhaiResult<DataRef> {
             let key = c.ws.resolve(x_path).and_then(|x| Ok(DataKey::NpyPair { x, y: c.ws.resolve(y_path)? }));
-            key.and_then(|k| load_logged(&c, k)).map_err(|e| c.fail(e))
+            key.and_then(|k| load_logged(&c, k)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -717,15 +717,15 @@ pub fn family(ctx: &Ctx) -> Family {
         "load_model",
         &["path: &str", "Model"],
         "Load a model from JSON: a linear model (`{\"type\": \"linear\", \"weights\": [...], \"bias\": b, \"features\": [...]}`) or an XGBoost model (`save_model(\"m.json\")`), told apart by content. Other formats: `validate::external_model`.\n```rhai\nlet model = validate::load_model(\"models/sl_model_v4.json\");\nprint(model.kind);\n```",
-        move |path: &str| -> RhaiResult<ModelRef> { load_model(&c, path).map_err(|e| c.fail(e)) },
+        move |call: NativeCallContext, path: &str| -> RhaiResult<ModelRef> { load_model(&c, path).map_err(|e| c.fail_at(&call, e)) },
     );
     let c = ctx.clone();
     f.add(
         "external_model",
         &["command: Array", "model_path: &str", "Model"],
         "A model that predicts through a command, for any other format. The command (a list: program, then arguments; no shell) gets the model file and a CSV of the features as its last two arguments (or where the arguments `{model}` and `{data}` stand), runs in the workspace, and prints one prediction per line. It is stopped after 300 s, or sooner when the run's `--timeout` runs out. It also runs in a dry run, so it must not write to the workspace.\n```rhai\nlet model = validate::external_model([\"python3\", \"tools/predict.py\"], \"models/sl_model_v4.pkl\");\n```",
-        move |command: Array, model_path: &str| -> RhaiResult<ModelRef> {
-            external_model(&c, command, model_path, DEFAULT_EXTERNAL_TIMEOUT_SECS).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, command: Array, model_path: &str| -> RhaiResult<ModelRef> {
+            external_model(&c, command, model_path, DEFAULT_EXTERNAL_TIMEOUT_SECS).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -733,10 +733,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "external_model",
         &["command: Array", "model_path: &str", "timeout_secs: Dynamic", "Model"],
         "Like `validate::external_model(command, model_path)`, stopped after `timeout_secs` seconds.\n```rhai\nlet model = validate::external_model([\"tools/predict.sh\"], \"models/m.onnx\", 30);\n```",
-        move |command: Array, model_path: &str, timeout_secs: Dynamic| -> RhaiResult<ModelRef> {
+        move |call: NativeCallContext, command: Array, model_path: &str, timeout_secs: Dynamic| -> RhaiResult<ModelRef> {
             number(&timeout_secs, "validate::external_model", "timeout_secs")
                 .and_then(|t| external_model(&c, command, model_path, t))
-                .map_err(|e| c.fail(e))
+                .map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -744,8 +744,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "predict",
         &["model: Model", "data: Dataset", "Predictions"],
         "Predict one value per row of `data`. The model's feature names are matched to the data's columns by name; a missing feature is an error that names it.\n```rhai\nlet pred = validate::predict(model, data);\nprint(pred.len);\n```",
-        move |model: ModelRef, data: DataRef| -> RhaiResult<Predictions> {
-            predict(&c, &model, &data).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, model: ModelRef, data: DataRef| -> RhaiResult<Predictions> {
+            predict(&c, &model, &data).map_err(|e| c.fail_at(&call, e))
         },
     );
     for (name, doc) in [
@@ -766,8 +766,8 @@ pub fn family(ctx: &Ctx) -> Family {
             name,
             &["data: Dataset", "predictions: Predictions", "f64"],
             &format!("{doc} Logged as a check. Fails on NaN or infinite values, naming the row.\n```rhai\nlet v = validate::{name}(data, validate::predict(model, data));\n```"),
-            move |data: DataRef, predictions: Predictions| -> RhaiResult<f64> {
-                metric(&c, name, &data, &predictions).map_err(|e| c.fail(e))
+            move |call: NativeCallContext, data: DataRef, predictions: Predictions| -> RhaiResult<f64> {
+                metric(&c, name, &data, &predictions).map_err(|e| c.fail_at(&call, e))
             },
         );
     }
@@ -776,8 +776,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "metrics",
         &["data: Dataset", "predictions: Predictions", "Map"],
         "All five metrics at once, as a map `#{ mse, rmse, mae, r2, max_abs_error, rows }`; logged as one check.\n```rhai\nlet m = validate::metrics(data, validate::predict(model, data));\nprint(`mse ${m.mse}, r2 ${m.r2}`);\n```",
-        move |data: DataRef, predictions: Predictions| -> RhaiResult<Map> {
-            metrics(&c, &data, &predictions).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, data: DataRef, predictions: Predictions| -> RhaiResult<Map> {
+            metrics(&c, &data, &predictions).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -785,8 +785,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "evaluate",
         &["model_path: &str", "data_path: &str", "Map"],
         "Load a model and data (CSV with target `y`, or a `.npy` matrix), predict, and return all metrics as in `validate::metrics`; logged as one check.\n```rhai\nlet m = validate::evaluate(\"models/sl_model_v4.json\", \"data/validation.csv\");\n```",
-        move |model_path: &str, data_path: &str| -> RhaiResult<Map> {
-            evaluate(&c, model_path, data_path, DEFAULT_TARGET).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, model_path: &str, data_path: &str| -> RhaiResult<Map> {
+            evaluate(&c, model_path, data_path, DEFAULT_TARGET).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -794,8 +794,8 @@ pub fn family(ctx: &Ctx) -> Family {
         "evaluate",
         &["model_path: &str", "data_path: &str", "target: &str", "Map"],
         "Like `validate::evaluate(model_path, data_path)`, with the CSV's target in column `target`.\n```rhai\nlet m = validate::evaluate(prod.model_path, params.data, params.target);\n```",
-        move |model_path: &str, data_path: &str, target: &str| -> RhaiResult<Map> {
-            evaluate(&c, model_path, data_path, target).map_err(|e| c.fail(e))
+        move |call: NativeCallContext, model_path: &str, data_path: &str, target: &str| -> RhaiResult<Map> {
+            evaluate(&c, model_path, data_path, target).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -803,18 +803,18 @@ pub fn family(ctx: &Ctx) -> Family {
         "threshold",
         &["f64"],
         "The MSE limit: `validation.mse_threshold` from `configs/sl/training_configs.yaml` (as the run sees it, so a dry run reads a simulated config), or 0.1 when the file or the key is absent. Malformed YAML is an error with its line and column.\n```rhai\nlet limit = if params.threshold == () { validate::threshold() } else { params.threshold };\n```",
-        move || -> RhaiResult<f64> { threshold(&c).map_err(|e| c.fail(e)) },
+        move |call: NativeCallContext| -> RhaiResult<f64> { threshold(&c).map_err(|e| c.fail_at(&call, e)) },
     );
     let c = ctx.clone();
     f.add(
         "gate",
         &["metric: &str", "value: Dynamic", "threshold: Dynamic", "label: &str", "()"],
         "Fail the step when `value` is above `threshold` (or NaN), with a message such as ``mse 0.2731 of `sl_forecaster` v5 is above the threshold 0.1``; pass otherwise. Logged as a check either way.\n```rhai\nvalidate::gate(\"mse\", m.mse, limit, \"`sl_forecaster` v4\");\n```",
-        move |metric: &str, value: Dynamic, threshold: Dynamic, label: &str| -> RhaiResult<()> {
+        move |call: NativeCallContext, metric: &str, value: Dynamic, threshold: Dynamic, label: &str| -> RhaiResult<()> {
             number(&value, "validate::gate", "value")
                 .and_then(|v| Ok((v, number(&threshold, "validate::gate", "threshold")?)))
                 .and_then(|(v, t)| gate(&c, metric, v, t, label))
-                .map_err(|e| c.fail(e))
+                .map_err(|e| c.fail_at(&call, e))
         },
     );
     f

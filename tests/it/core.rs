@@ -206,7 +206,12 @@ fn malformed_registry_fails_with_position_and_is_left_unchanged() {
     let out = ws.runbook(&["run", &full_rollback()]).run().code(1);
     let out = out
         .stderr_has("`models/registry.json` is not valid JSON")
-        .stderr_has("line 3, column");
+        .stderr_has("line 3, column")
+        // The error points into the helper that read the registry, and at the runbook line
+        // that called it.
+        .stderr_has("runbooks/lib/models.rhai:")
+        .stderr_has("registry::production(model)")
+        .stderr_has("= called from ");
     assert!(
         out.stderr
             .contains("step `Identify the current and previous production versions` failed"),
