@@ -100,6 +100,69 @@ impl Content {
     }
 }
 
+/// What a file was when it was read: enough to notice any change since, so that parsed
+/// copies (the registry, datasets) can be reused until the file really changes.
+#[derive(Clone, Debug)]
+pub enum Stamp {
+    Disk {
+        dev: u64,
+        ino: u64,
+        len: u64,
+        mtime_ns: i128,
+        ctime_ns: i128,
+    },
+    /// A file a dry run simulated. Its bytes are immutable and held here, so the same
+    /// allocation means the same content (and the address cannot be reused meanwhile).
+    Overlay(Rc<[u8]>),
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, other: &Stamp) -> bool {
+        match (self, other) {
+            (Stamp::Overlay(a), Stamp::Overlay(b)) => Rc::ptr_eq(a, b),
+            (
+                Stamp::Disk {
+                    dev,
+                    ino,
+                    len,
+                    mtime_ns,
+                    ctime_ns,
+                },
+                Stamp::Disk {
+                    dev: d2,
+                    ino: i2,
+                    len: l2,
+                    mtime_ns: m2,
+                    ctime_ns: c2,
+                },
+            ) => (dev, ino, len, mtime_ns, ctime_ns) == (d2, i2, l2, m2, c2),
+            _ => false,
+        }
+    }
+}
+
+impl Stamp {
+    /// The stamp of a file's current content, as the run sees it.
+    pub fn of(content: &Content, rel: &RelPath) -> Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        match content {
+            Content::Bytes(b) => Ok(Stamp::Overlay(b.clone())),
+            Content::Disk(abs) => {
+                let md =
+                    std::fs::metadata(abs).map_err(|e| Error::io(rel.to_string(), "read", e))?;
+                let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+                Ok(Stamp::Disk {
+                    dev: md.dev(),
+                    ino: md.ino(),
+                    len: md.len(),
+                    mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+                    ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+                })
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Entry {
     File {
@@ -233,6 +296,13 @@ impl Workspace {
     /// Check a script-given path and normalise it. Refuses absolute paths, `..` that leaves
     /// the workspace, and existing symlinks on the way that point outside.
     pub fn resolve(&self, path: &str) -> Result<RelPath> {
+        let rel = Self::normalize(path)?;
+        self.check_links(path.trim(), &rel)?;
+        Ok(rel)
+    }
+
+    /// The lexical half of [`resolve`](Self::resolve): no I/O, no symlink check.
+    fn normalize(path: &str) -> Result<RelPath> {
         let trimmed = path.trim();
         if trimmed.is_empty() {
             return Err(Error::invalid(
@@ -263,9 +333,7 @@ impl Workspace {
                 }
             }
         }
-        let rel = RelPath(parts.join("/"));
-        self.check_links(trimmed, &rel)?;
-        Ok(rel)
+        Ok(RelPath(parts.join("/")))
     }
 
     fn check_links(&self, given: &str, rel: &RelPath) -> Result<()> {
@@ -378,6 +446,50 @@ impl Workspace {
         let bytes = self.read(rel)?;
         String::from_utf8(bytes.to_vec())
             .map_err(|_| Error::invalid(format!("`{rel}`"), "is not UTF-8 text"))
+    }
+
+    /// For many script-given paths at once: does each exist, as the run sees the workspace?
+    /// Same answers as `resolve` + `exists` path by path (a path the sandbox refuses does not
+    /// exist), but each directory is checked and listed once instead of stat-ing every file:
+    /// a registry of 10,000 versions asks about 10,000 files in one directory.
+    pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
+        use std::collections::HashMap;
+        let mut listings: HashMap<Option<RelPath>, Option<HashMap<String, fs::FileType>>> =
+            HashMap::new();
+        paths
+            .iter()
+            .map(|given| {
+                let Ok(rel) = Self::normalize(given) else {
+                    return false;
+                };
+                if !matches!(self.lookup(&rel), Lookup::Disk) {
+                    return self.exists(&rel);
+                }
+                let parent = rel.parent();
+                let listing = listings.entry(parent.clone()).or_insert_with(|| {
+                    let dir = parent.clone().unwrap_or(RelPath(String::new()));
+                    self.check_links(given, &dir).ok()?;
+                    let entries = fs::read_dir(self.abs(&dir)).ok()?;
+                    Some(
+                        entries
+                            .flatten()
+                            .filter_map(|e| {
+                                Some((e.file_name().into_string().ok()?, e.file_type().ok()?))
+                            })
+                            .collect(),
+                    )
+                });
+                match listing.as_ref().and_then(|l| l.get(rel.file_name())) {
+                    // A symlink may point anywhere: check it the slow, exact way.
+                    Some(ft) if ft.is_symlink() => self
+                        .resolve(given)
+                        .map(|r| self.exists(&r))
+                        .unwrap_or(false),
+                    Some(_) => true,
+                    None => false,
+                }
+            })
+            .collect()
     }
 
     /// Does the path exist (file or directory) in the state the run sees?
@@ -520,34 +632,20 @@ impl Workspace {
         }
         let compiled = glob::Pattern::new(trimmed)
             .map_err(|e| Error::invalid(format!("glob pattern `{trimmed}`"), e.to_string()))?;
-        let full = format!(
-            "{}/{}",
-            glob::Pattern::escape(&self.root.to_string_lossy()),
-            trimmed
-        );
         let opts = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
             require_literal_leading_dot: true,
         };
         let mut out = Vec::new();
-        let paths = glob::glob_with(&full, opts)
-            .map_err(|e| Error::invalid(format!("glob pattern `{trimmed}`"), e.to_string()))?;
-        for p in paths.flatten() {
-            let Ok(rel_part) = p.strip_prefix(&self.root) else {
-                continue;
-            };
-            let Some(s) = rel_part.to_str() else { continue };
-            let rel = RelPath(s.trim_end_matches('/').to_string());
-            if rel.first_component() == ".runbook" {
-                continue;
-            }
-            if matches!(self.lookup(&rel), Lookup::Disk) {
+        for rel in self.glob_disk(trimmed, opts)? {
+            if rel.first_component() != ".runbook" && matches!(self.lookup(&rel), Lookup::Disk) {
                 out.push(rel);
             }
         }
         for (p, e) in self.overlay.borrow().iter() {
             if !matches!(e, Entry::Removed)
+                && p.first_component() != ".runbook"
                 && compiled.matches_with(&p.0, opts)
                 && matches!(self.lookup(p), Lookup::Overlay(_))
             {
@@ -557,6 +655,79 @@ impl Workspace {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// The on-disk matches of a glob pattern. Walks the pattern one component at a time:
+    /// literal components are joined without listing anything, and a directory is listed
+    /// only where a component has wildcards, so `models/sl_model_v5.*` costs one listing of
+    /// `models/`. Patterns with `**` use the glob crate's recursive walk.
+    fn glob_disk(&self, pattern: &str, opts: glob::MatchOptions) -> Result<Vec<RelPath>> {
+        let bad = |e: glob::PatternError| {
+            Error::invalid(format!("glob pattern `{pattern}`"), e.to_string())
+        };
+        let components: Vec<&str> = pattern
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if components.contains(&"**") {
+            let full = format!(
+                "{}/{}",
+                glob::Pattern::escape(&self.root.to_string_lossy()),
+                pattern
+            );
+            let paths = glob::glob_with(&full, opts).map_err(bad)?;
+            return Ok(paths
+                .flatten()
+                .filter_map(|p| {
+                    let rel = p
+                        .strip_prefix(&self.root)
+                        .ok()?
+                        .to_str()?
+                        .trim_end_matches('/')
+                        .to_string();
+                    Some(RelPath(rel))
+                })
+                .collect());
+        }
+        let mut frontier = vec![RelPath(String::new())];
+        for (i, comp) in components.iter().enumerate() {
+            let last = i + 1 == components.len();
+            let mut next = Vec::new();
+            if !comp.contains(['*', '?', '[']) {
+                for dir in &frontier {
+                    let candidate = dir.join(comp);
+                    let abs = self.abs(&candidate);
+                    if (last && fs::symlink_metadata(&abs).is_ok()) || abs.is_dir() {
+                        next.push(candidate);
+                    }
+                }
+            } else {
+                let matcher = glob::Pattern::new(comp).map_err(bad)?;
+                for dir in &frontier {
+                    let Ok(entries) = fs::read_dir(self.abs(dir)) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
+                        let Ok(name) = entry.file_name().into_string() else {
+                            continue;
+                        };
+                        if !matcher.matches_with(&name, opts) {
+                            continue;
+                        }
+                        let candidate = dir.join(&name);
+                        // Inner components must be directories (following links, as glob does).
+                        if last || self.abs(&candidate).is_dir() {
+                            next.push(candidate);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        Ok(frontier.into_iter().filter(|p| !p.is_root()).collect())
     }
 
     // ----- changes ---------------------------------------------------------------------
@@ -1212,5 +1383,55 @@ mod tests {
             "x"
         );
         assert!(w.copy(&m, &b).is_err());
+    }
+
+    #[test]
+    fn exist_all_agrees_with_resolve_and_exists() {
+        let (dir, w) = ws(true);
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("x.json"), "x").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("x.json"),
+            dir.path().join("models/out.json"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("a.json", dir.path().join("models/in.json")).unwrap();
+        w.remove(&w.resolve("models/archive/old.bin").unwrap())
+            .unwrap();
+        let paths = [
+            "models/a.json",
+            "models/missing.json",
+            "../x.json",
+            "/etc/passwd",
+            "models/out.json",
+            "models/in.json",
+            "models/archive/old.bin",
+            "nodir/a.json",
+        ];
+        let one_by_one: Vec<bool> = paths
+            .iter()
+            .map(|p| w.resolve(p).map(|r| w.exists(&r)).unwrap_or(false))
+            .collect();
+        assert_eq!(
+            one_by_one,
+            [true, false, false, false, false, true, false, false]
+        );
+        assert_eq!(w.exist_all(&paths), one_by_one);
+    }
+
+    #[test]
+    fn glob_walks_components_and_hides_dot_files() {
+        let (dir, w) = ws(false);
+        fs::write(dir.path().join("models/.hidden.json"), "h").unwrap();
+        fs::write(dir.path().join("models/b.json"), "b").unwrap();
+        let names =
+            |p: &str| -> Vec<String> { w.glob(p).unwrap().into_iter().map(|r| r.0).collect() };
+        assert_eq!(names("models/*.json"), ["models/a.json", "models/b.json"]);
+        assert_eq!(names("models/.*.json"), ["models/.hidden.json"]);
+        assert_eq!(names("*/archive/*"), ["models/archive/old.bin"]);
+        assert_eq!(names("models/a.json"), ["models/a.json"]);
+        assert!(names("models/nope/*").is_empty());
+        assert_eq!(names("**/old.bin"), ["models/archive/old.bin"]);
+        assert!(matches!(w.glob("../*"), Err(Error::Sandbox { .. })));
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! The registry is a JSON array of entries, each with at least `name`, `version`,
 //! `model_path`, `is_production`, `status` (`staging`, `production`, `superseded`,
-//! `archived`), `created_at`, `promoted_at` and `metrics`. Entries are kept as JSON values
-//! in file order, so unknown fields and key order survive a rewrite. Every change is written
-//! atomically through the effect layer (the old file goes to the trash) and appended to
+//! `archived`), `created_at`, `promoted_at` and `metrics`. Every change is written atomically
+//! through the effect layer (the old file goes to the trash) and appended to
 //! `registry_history.jsonl` beside it: what changed, when, old and new values, and the run.
+//!
+//! Each entry is kept as its exact JSON text plus the few fields queries need. An entry a
+//! run does not change is written back byte for byte, so unknown fields, key order and
+//! formatting survive a rewrite, and a 10,000-version registry is neither fully parsed into
+//! maps nor re-serialised to change two entries.
 //!
 //! The "previous production" version is the `superseded` entry of that name with the latest
 //! `promoted_at`. A rollback therefore has to take the bad version out of the superseded
@@ -13,43 +17,130 @@
 
 use super::{dynamic_to_json, json_to_dynamic, Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::RelPath;
+use crate::effects::{RelPath, Stamp};
 use crate::error::{Error, Result};
 use crate::journal::{now_rfc3339, ActionKind};
+use chrono::{DateTime, FixedOffset};
 use rhai::{Array, Dynamic, Map, NativeCallContext};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::rc::Rc;
-use std::time::SystemTime;
 
 pub const DEFAULT_PATH: &str = "models/registry.json";
 const STATUSES: &[&str] = &["staging", "production", "superseded", "archived"];
 
-/// A parsed registry kept between calls while the workspace is unchanged.
+/// One registry entry: its JSON text, and the fields the registry's logic reads.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    raw: Box<RawValue>,
+    name: String,
+    version: String,
+    model_path: String,
+    is_production: bool,
+    status: String,
+    promoted_at: Option<DateTime<FixedOffset>>,
+}
+
+/// The fields an entry must have, read without building a map of the whole entry.
+#[derive(serde::Deserialize)]
+struct Fields {
+    name: Option<Value>,
+    version: Option<Value>,
+    model_path: Option<Value>,
+    is_production: Option<Value>,
+    status: Option<Value>,
+    promoted_at: Option<Value>,
+}
+
+impl Entry {
+    /// Read and validate an entry from its JSON text.
+    fn from_raw(raw: Box<RawValue>) -> std::result::Result<Entry, String> {
+        let f: Fields =
+            serde_json::from_str(raw.get()).map_err(|_| "is not an object".to_string())?;
+        let text = |v: &Option<Value>| {
+            v.as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string()
+        };
+        let who = format!("(`{}` `{}`)", text(&f.name), text(&f.version));
+        let required = |key: &str, v: &Option<Value>| match v {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(format!("{who}: `{key}` must be a non-empty string")),
+        };
+        let name = required("name", &f.name)?;
+        let version = required("version", &f.version)?;
+        let model_path = required("model_path", &f.model_path)?;
+        let Some(Value::Bool(is_production)) = f.is_production else {
+            return Err(format!("{who}: `is_production` must be true or false"));
+        };
+        let status = match f.status {
+            Some(Value::String(s)) if STATUSES.contains(&s.as_str()) => s,
+            other => {
+                return Err(format!(
+                "{who}: `status` must be one of staging, production, superseded, archived (got {})",
+                other
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "nothing".into())
+            ))
+            }
+        };
+        let promoted_at = match f.promoted_at {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(DateTime::parse_from_rfc3339(&s).map_err(|_| {
+                format!("{who}: `promoted_at` must be an RFC 3339 time or null, got `{s}`")
+            })?),
+            Some(other) => {
+                return Err(format!(
+                    "{who}: `promoted_at` must be an RFC 3339 time or null, got {other}"
+                ))
+            }
+        };
+        Ok(Entry {
+            raw,
+            name,
+            version,
+            model_path,
+            is_production,
+            status,
+            promoted_at,
+        })
+    }
+
+    /// An entry from a JSON value (a new or changed entry), formatted like the file's own.
+    fn from_value(v: &Value) -> std::result::Result<Entry, String> {
+        let text = serde_json::to_string_pretty(v).expect("JSON values always serialise");
+        // Indented one level, as an element of the top-level array.
+        let raw =
+            RawValue::from_string(text.replace('\n', "\n  ")).expect("serde_json wrote valid JSON");
+        Entry::from_raw(raw)
+    }
+
+    /// The whole entry as a JSON value (key order kept).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.raw.get()).expect("validated when read")
+    }
+
+    /// Change the entry through its JSON value.
+    fn edit(&mut self, change: impl FnOnce(&mut Value)) -> Value {
+        let mut v = self.value();
+        change(&mut v);
+        *self = Entry::from_value(&v).expect("an edit keeps the required fields");
+        v
+    }
+}
+
+/// A parsed registry kept between calls while its file is unchanged. Keyed on the file's
+/// own stamp, not on "anything changed": a rollback copies and removes other files between
+/// registry reads, and re-parsing 10,000 entries each time would dominate the run.
 pub struct Cached {
     path: RelPath,
-    generation: u64,
-    disk_stamp: Option<(SystemTime, u64)>,
-    entries: Rc<Vec<Value>>,
+    stamp: Stamp,
+    entries: Rc<Vec<Entry>>,
 }
 
-fn disk_stamp(ctx: &RunContext, path: &RelPath) -> Option<(SystemTime, u64)> {
-    let md = std::fs::metadata(ctx.ws.abs(path)).ok()?;
-    Some((md.modified().ok()?, md.len()))
-}
-
-fn default_path(ctx: &RunContext) -> Result<RelPath> {
-    ctx.ws.resolve(DEFAULT_PATH)
-}
-
-/// Load (or reuse) the registry at `path`, validating every entry.
-pub fn load(ctx: &RunContext, path: &RelPath) -> Result<Rc<Vec<Value>>> {
-    let stamp = disk_stamp(ctx, path);
-    if let Some(c) = ctx.registry_cache.borrow().as_ref() {
-        if &c.path == path && c.generation == ctx.ws.generation() && c.disk_stamp == stamp {
-            return Ok(c.entries.clone());
-        }
-    }
-    let bytes = ctx.ws.read(path).map_err(|e| match e {
+fn not_there(path: &RelPath, e: Error) -> Error {
+    match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Error::registry(
                 path.to_string(),
@@ -57,21 +148,35 @@ pub fn load(ctx: &RunContext, path: &RelPath) -> Result<Rc<Vec<Value>>> {
             )
         }
         other => other,
-    })?;
-    let entries = parse(path.as_str(), &bytes)?;
-    let entries = Rc::new(entries);
+    }
+}
+
+fn default_path(ctx: &RunContext) -> Result<RelPath> {
+    ctx.ws.resolve(DEFAULT_PATH)
+}
+
+/// Load (or reuse) the registry at `path`, validating every entry.
+pub fn load(ctx: &RunContext, path: &RelPath) -> Result<Rc<Vec<Entry>>> {
+    let content = ctx.ws.content(path).map_err(|e| not_there(path, e))?;
+    let stamp = Stamp::of(&content, path)?;
+    if let Some(c) = ctx.registry_cache.borrow().as_ref() {
+        if &c.path == path && c.stamp == stamp {
+            return Ok(c.entries.clone());
+        }
+    }
+    let bytes = content.bytes(path).map_err(|e| not_there(path, e))?;
+    let entries = Rc::new(parse(path.as_str(), &bytes)?);
     *ctx.registry_cache.borrow_mut() = Some(Cached {
         path: path.clone(),
-        generation: ctx.ws.generation(),
-        disk_stamp: stamp,
+        stamp,
         entries: entries.clone(),
     });
     Ok(entries)
 }
 
 /// Parse and validate registry JSON.
-pub fn parse(path: &str, bytes: &[u8]) -> Result<Vec<Value>> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::Parse {
+pub fn parse(path: &str, bytes: &[u8]) -> Result<Vec<Entry>> {
+    let parse_error = |e: serde_json::Error| Error::Parse {
         path: path.to_string(),
         format: "JSON",
         line: e.line(),
@@ -82,103 +187,69 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Vec<Value>> {
             .next()
             .unwrap_or_default()
             .to_string(),
-    })?;
-    let Value::Array(entries) = value else {
+    };
+    let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|i| bytes[i] != b'[') {
+        // Still report a syntax error as such; only valid JSON of the wrong shape gets this.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(parse_error)?;
         return Err(Error::Parse {
             path: path.to_string(),
             format: "registry JSON",
             line: 1,
-            column: 1,
+            column: first.map(|i| i + 1).unwrap_or(1),
             message: "expected an array of entries at the top level".into(),
         });
-    };
+    }
+    let raws: Vec<Box<RawValue>> = serde_json::from_slice(bytes).map_err(parse_error)?;
+    raws.into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            Entry::from_raw(raw).map_err(|m| {
+                Error::registry(
+                    path,
+                    format!(
+                        "entry {} {m}; fix the file and run again (it was left unchanged)",
+                        i + 1
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The registry file's text: entries a run did not change keep their exact text.
+fn render(entries: &[Entry]) -> Vec<u8> {
+    let mut out =
+        String::with_capacity(entries.iter().map(|e| e.raw.get().len() + 4).sum::<usize>() + 4);
+    out.push('[');
     for (i, e) in entries.iter().enumerate() {
-        validate_entry(e).map_err(|m| {
-            Error::registry(
-                path,
-                format!(
-                    "entry {} {m}; fix the file and run again (it was left unchanged)",
-                    i + 1
-                ),
-            )
-        })?;
+        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        out.push_str(e.raw.get());
     }
-    Ok(entries)
+    out.push_str(if entries.is_empty() { "]\n" } else { "\n]\n" });
+    out.into_bytes()
 }
 
-fn validate_entry(e: &Value) -> std::result::Result<(), String> {
-    let Value::Object(obj) = e else {
-        return Err("is not an object".into());
-    };
-    let who = format!(
-        "(`{}` `{}`)",
-        obj.get("name").and_then(Value::as_str).unwrap_or("?"),
-        obj.get("version").and_then(Value::as_str).unwrap_or("?")
-    );
-    for key in ["name", "version", "model_path"] {
-        match obj.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            _ => return Err(format!("{who}: `{key}` must be a non-empty string")),
-        }
-    }
-    if !matches!(obj.get("is_production"), Some(Value::Bool(_))) {
-        return Err(format!("{who}: `is_production` must be true or false"));
-    }
-    match obj.get("status").and_then(Value::as_str) {
-        Some(s) if STATUSES.contains(&s) => {}
-        other => {
-            return Err(format!(
-                "{who}: `status` must be one of staging, production, superseded, archived (got {})",
-                other
-                    .map(|s| format!("`{s}`"))
-                    .unwrap_or_else(|| "nothing".into())
-            ))
-        }
-    }
-    match obj.get("promoted_at") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {}
-        Some(other) => {
-            return Err(format!(
-                "{who}: `promoted_at` must be an RFC 3339 time or null, got {other}"
-            ))
-        }
-    }
-    Ok(())
-}
-
-fn field<'a>(e: &'a Value, key: &str) -> &'a str {
-    e.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn is_production(e: &Value) -> bool {
-    e.get("is_production")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-fn find(entries: &[Value], name: &str, version: &str) -> Option<usize> {
+fn find(entries: &[Entry], name: &str, version: &str) -> Option<usize> {
     entries
         .iter()
-        .position(|e| field(e, "name") == name && field(e, "version") == version)
+        .position(|e| e.name == name && e.version == version)
 }
 
 pub fn production<'a>(
     path: &RelPath,
-    entries: &'a [Value],
+    entries: &'a [Entry],
     name: &str,
-) -> Result<Option<&'a Value>> {
-    let mut prod = entries
-        .iter()
-        .filter(|e| field(e, "name") == name && is_production(e));
+) -> Result<Option<&'a Entry>> {
+    let mut prod = entries.iter().filter(|e| e.name == name && e.is_production);
     let first = prod.next();
     if let Some(second) = prod.next() {
         return Err(Error::registry(
             path.to_string(),
             format!(
                 "`{name}` has more than one production version (`{}` and `{}`); fix the registry by hand or with `registry::set_production`",
-                field(first.unwrap_or(second), "version"),
-                field(second, "version")
+                first.unwrap_or(second).version,
+                second.version
             ),
         ));
     }
@@ -186,14 +257,11 @@ pub fn production<'a>(
 }
 
 /// The `superseded` entry of `name` with the latest `promoted_at`.
-pub fn previous<'a>(entries: &'a [Value], name: &str) -> Option<&'a Value> {
+pub fn previous<'a>(entries: &'a [Entry], name: &str) -> Option<&'a Entry> {
     entries
         .iter()
-        .filter(|e| field(e, "name") == name && field(e, "status") == "superseded")
-        .filter_map(|e| {
-            let at = chrono::DateTime::parse_from_rfc3339(e.get("promoted_at")?.as_str()?).ok()?;
-            Some((at, e))
-        })
+        .filter(|e| e.name == name && e.status == "superseded")
+        .filter_map(|e| Some((e.promoted_at?, e)))
         .max_by_key(|(at, _)| *at)
         .map(|(_, e)| e)
 }
@@ -201,34 +269,30 @@ pub fn previous<'a>(entries: &'a [Value], name: &str) -> Option<&'a Value> {
 /// Problems that make the registry inconsistent: duplicate versions, more than one
 /// production version of a name, `is_production` disagreeing with `status`, and
 /// `model_path`s that do not exist (as the run sees the workspace).
-pub fn check(ctx: &RunContext, entries: &[Value]) -> Vec<String> {
+pub fn check(ctx: &RunContext, entries: &[Entry]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut production_count: std::collections::BTreeMap<&str, usize> = Default::default();
-    for e in entries {
-        let (name, version) = (field(e, "name"), field(e, "version"));
+    let paths: Vec<&str> = entries.iter().map(|e| e.model_path.as_str()).collect();
+    let exists = ctx.ws.exist_all(&paths);
+    for (e, exists) in entries.iter().zip(exists) {
+        let (name, version) = (e.name.as_str(), e.version.as_str());
         if !seen.insert((name, version)) {
             problems.push(format!("`{name}` `{version}` appears more than once"));
         }
-        if is_production(e) {
+        if e.is_production {
             *production_count.entry(name).or_default() += 1;
         }
-        if is_production(e) != (field(e, "status") == "production") {
+        if e.is_production != (e.status == "production") {
             problems.push(format!(
                 "`{name}` `{version}`: is_production is {} but status is `{}`",
-                is_production(e),
-                field(e, "status")
+                e.is_production, e.status
             ));
         }
-        let model_path = field(e, "model_path");
-        let exists = ctx
-            .ws
-            .resolve(model_path)
-            .map(|p| ctx.ws.exists(&p))
-            .unwrap_or(false);
         if !exists {
             problems.push(format!(
-                "`{name}` `{version}`: model file `{model_path}` does not exist"
+                "`{name}` `{version}`: model file `{}` does not exist",
+                e.model_path
             ));
         }
     }
@@ -253,7 +317,7 @@ fn update(
     ctx: &RunContext,
     path: &RelPath,
     op: &str,
-    mutate: impl FnOnce(&mut Vec<Value>) -> Result<Vec<Change>>,
+    mutate: impl FnOnce(&mut Vec<Entry>) -> Result<Vec<Change>>,
 ) -> Result<Vec<Change>> {
     let entries = load(ctx, path)?;
     // Take the cached copy rather than cloning 10,000 entries; the cache is refreshed below.
@@ -263,9 +327,7 @@ fn update(
     if changes.is_empty() {
         return Ok(changes);
     }
-    let mut bytes = serde_json::to_vec_pretty(&entries).expect("JSON values always serialise");
-    bytes.push(b'\n');
-    ctx.ws.write(path, &bytes)?;
+    ctx.ws.write(path, &render(&entries))?;
     let history = path
         .parent()
         .unwrap_or_else(|| path.clone())
@@ -281,10 +343,10 @@ fn update(
         lines.push('\n');
     }
     ctx.ws.append(&history, lines.as_bytes())?;
+    let content = ctx.ws.content(path)?;
     *ctx.registry_cache.borrow_mut() = Some(Cached {
         path: path.clone(),
-        generation: ctx.ws.generation(),
-        disk_stamp: disk_stamp(ctx, path),
+        stamp: Stamp::of(&content, path)?,
         entries: Rc::new(entries),
     });
     Ok(changes)
@@ -303,10 +365,10 @@ pub fn set_production(
     let mut demoted = None;
     let changes = update(ctx, path, "set_production", |entries| {
         let idx = find(entries, name, version).ok_or_else(|| not_found(path, name, version))?;
-        if is_production(&entries[idx]) {
+        if entries[idx].is_production {
             return Ok(Vec::new());
         }
-        let model_path = field(&entries[idx], "model_path").to_string();
+        let model_path = entries[idx].model_path.clone();
         let present = ctx
             .ws
             .resolve(&model_path)
@@ -322,29 +384,33 @@ pub fn set_production(
         let now =
             Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         for (i, e) in entries.iter_mut().enumerate() {
-            if i != idx && field(e, "name") == name && is_production(e) {
-                let old = e.clone();
-                e["is_production"] = Value::Bool(false);
-                e["status"] = Value::from("superseded");
-                demoted = Some(field(e, "version").to_string());
+            if i != idx && e.name == name && e.is_production {
+                let old = e.value();
+                let new = e.edit(|v| {
+                    v["is_production"] = Value::Bool(false);
+                    v["status"] = Value::from("superseded");
+                });
+                demoted = Some(e.version.clone());
                 changes.push(Change {
                     name: name.into(),
-                    version: field(e, "version").into(),
+                    version: e.version.clone(),
                     old,
-                    new: e.clone(),
+                    new,
                 });
             }
         }
         let e = &mut entries[idx];
-        let old = e.clone();
-        e["is_production"] = Value::Bool(true);
-        e["status"] = Value::from("production");
-        e["promoted_at"] = now;
+        let old = e.value();
+        let new = e.edit(|v| {
+            v["is_production"] = Value::Bool(true);
+            v["status"] = Value::from("production");
+            v["promoted_at"] = now;
+        });
         changes.push(Change {
             name: name.into(),
             version: version.into(),
             old,
-            new: e.clone(),
+            new,
         });
         Ok(changes)
     })?;
@@ -369,22 +435,22 @@ pub fn archive(ctx: &RunContext, path: &RelPath, name: &str, version: &str) -> R
     let changes = update(ctx, path, "archive", |entries| {
         let idx = find(entries, name, version).ok_or_else(|| not_found(path, name, version))?;
         let e = &mut entries[idx];
-        if is_production(e) {
+        if e.is_production {
             return Err(Error::registry(
                 path.to_string(),
                 format!("`{name}` `{version}` is production; archiving it would leave no production version, so make another version production first"),
             ));
         }
-        if field(e, "status") == "archived" {
+        if e.status == "archived" {
             return Ok(Vec::new());
         }
-        let old = e.clone();
-        e["status"] = Value::from("archived");
+        let old = e.value();
+        let new = e.edit(|v| v["status"] = Value::from("archived"));
         Ok(vec![Change {
             name: name.into(),
             version: version.into(),
             old,
-            new: e.clone(),
+            new,
         }])
     })?;
     if !changes.is_empty() {
@@ -403,13 +469,13 @@ pub fn remove(ctx: &RunContext, path: &RelPath, name: &str, version: &str) -> Re
     let mut removed = Value::Null;
     update(ctx, path, "remove", |entries| {
         let idx = find(entries, name, version).ok_or_else(|| not_found(path, name, version))?;
-        if is_production(&entries[idx]) {
+        if entries[idx].is_production {
             return Err(Error::registry(
                 path.to_string(),
                 format!("`{name}` `{version}` is production; make another version production before removing it"),
             ));
         }
-        let old = entries.remove(idx);
+        let old = entries.remove(idx).value();
         removed = old.clone();
         Ok(vec![Change {
             name: name.into(),
@@ -441,20 +507,16 @@ pub fn register(ctx: &RunContext, path: &RelPath, entry: Value) -> Result<Value>
         .or_insert_with(|| Value::String(now_rfc3339()));
     obj.entry("promoted_at").or_insert(Value::Null);
     obj.entry("metrics").or_insert_with(|| json!({}));
-    let entry = Value::Object(obj);
-    validate_entry(&entry)
+    let value = Value::Object(obj);
+    let entry = Entry::from_value(&value)
         .map_err(|m| Error::invalid("registry::register", format!("the new entry {m}")))?;
-    if is_production(&entry) {
+    if entry.is_production {
         return Err(Error::invalid(
             "registry::register",
             "register the entry first, then promote it with `registry::set_production`",
         ));
     }
-    let (name, version) = (
-        field(&entry, "name").to_string(),
-        field(&entry, "version").to_string(),
-    );
-    let added = entry.clone();
+    let (name, version) = (entry.name.clone(), entry.version.clone());
     update(ctx, path, "register", |entries| {
         if find(entries, &name, &version).is_some() {
             return Err(Error::registry(
@@ -462,12 +524,12 @@ pub fn register(ctx: &RunContext, path: &RelPath, entry: Value) -> Result<Value>
                 format!("`{name}` `{version}` is already registered"),
             ));
         }
-        entries.push(entry.clone());
+        entries.push(entry);
         Ok(vec![Change {
             name: name.clone(),
             version: version.clone(),
             old: Value::Null,
-            new: entry,
+            new: value.clone(),
         }])
     })?;
     ctx.journal.action(
@@ -477,7 +539,11 @@ pub fn register(ctx: &RunContext, path: &RelPath, entry: Value) -> Result<Value>
         &format!("register `{name}` `{version}`"),
         None,
     );
-    Ok(added)
+    Ok(value)
+}
+
+fn entry_to_dynamic(e: &Entry) -> Dynamic {
+    json_to_dynamic(&e.value())
 }
 
 pub fn family(ctx: &Ctx) -> Family {
@@ -495,7 +561,7 @@ pub fn family(ctx: &Ctx) -> Family {
         move |call: NativeCallContext, name: &str| -> RhaiResult<Array> {
             let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
             let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
-            Ok(entries.iter().filter(|e| field(e, "name") == name).map(json_to_dynamic).collect())
+            Ok(entries.iter().filter(|e| e.name == name).map(entry_to_dynamic).collect())
         },
     );
     let c = wrap(ctx);
@@ -506,7 +572,7 @@ pub fn family(ctx: &Ctx) -> Family {
         move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
             let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
             let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
-            Ok(find(&entries, name, version).map(|i| json_to_dynamic(&entries[i])).unwrap_or(Dynamic::UNIT))
+            Ok(find(&entries, name, version).map(|i| entry_to_dynamic(&entries[i])).unwrap_or(Dynamic::UNIT))
         },
     );
     let c = wrap(ctx);
@@ -517,7 +583,7 @@ pub fn family(ctx: &Ctx) -> Family {
         move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
             let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
             let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
-            Ok(production(&path, &entries, name).map_err(|e| c.fail_at(&call, e))?.map(json_to_dynamic).unwrap_or(Dynamic::UNIT))
+            Ok(production(&path, &entries, name).map_err(|e| c.fail_at(&call, e))?.map(entry_to_dynamic).unwrap_or(Dynamic::UNIT))
         },
     );
     let c = wrap(ctx);
@@ -528,7 +594,7 @@ pub fn family(ctx: &Ctx) -> Family {
         move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
             let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
             let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
-            Ok(previous(&entries, name).map(json_to_dynamic).unwrap_or(Dynamic::UNIT))
+            Ok(previous(&entries, name).map(entry_to_dynamic).unwrap_or(Dynamic::UNIT))
         },
     );
     let c = wrap(ctx);
@@ -591,9 +657,10 @@ pub fn family(ctx: &Ctx) -> Family {
 mod tests {
     use super::*;
 
-    fn entry(v: &str, status: &str, promoted: Option<&str>) -> Value {
-        json!({"name": "m", "version": v, "model_path": format!("models/{v}"), "is_production": status == "production",
-               "status": status, "created_at": "2026-01-01T00:00:00Z", "promoted_at": promoted, "metrics": {}})
+    fn entry(v: &str, status: &str, promoted: Option<&str>) -> Entry {
+        Entry::from_value(&json!({"name": "m", "version": v, "model_path": format!("models/{v}"), "is_production": status == "production",
+               "status": status, "created_at": "2026-01-01T00:00:00Z", "promoted_at": promoted, "metrics": {}}))
+        .unwrap()
     }
 
     #[test]
@@ -605,7 +672,7 @@ mod tests {
             entry("v4", "superseded", None),
             entry("v5", "production", Some("2026-01-05T00:00:00Z")),
         ];
-        assert_eq!(field(previous(&entries, "m").unwrap(), "version"), "v2");
+        assert_eq!(previous(&entries, "m").unwrap().version, "v2");
         assert!(previous(&entries, "other").is_none());
     }
 
@@ -624,5 +691,30 @@ mod tests {
                 .contains("entry 1 (`m` `v1`): `status` must be one of"),
             "{e}"
         );
+        let e = parse("r.json", br#"{"name": "m"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("expected an array of entries"),
+            "{e}"
+        );
+        let e = parse("r.json", br#"[3]"#).unwrap_err();
+        assert!(e.to_string().contains("entry 1 is not an object"), "{e}");
+    }
+
+    #[test]
+    fn untouched_entries_keep_their_exact_text() {
+        let text = "[\n  {\"name\": \"m\", \"version\": \"v1\", \"model_path\": \"a\", \"is_production\": false,\n    \"status\": \"superseded\", \"extra\": [1, 2], \"promoted_at\": null},\n  {\"version\": \"v2\", \"name\": \"m\", \"model_path\": \"b\", \"is_production\": true, \"status\": \"production\"}\n]\n";
+        let mut entries = parse("r.json", text.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(render(&entries)).unwrap(), text);
+        entries[1].edit(|v| v["status"] = Value::from("superseded"));
+        let out = String::from_utf8(render(&entries)).unwrap();
+        // The first entry is byte-identical; the edited one keeps its key order.
+        assert!(out.starts_with("[\n  {\"name\": \"m\", \"version\": \"v1\", \"model_path\": \"a\", \"is_production\": false,\n    \"status\""), "{out}");
+        let reparsed: Value = serde_json::from_str(&out).unwrap();
+        let keys: Vec<&String> = reparsed[1].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["version", "name", "model_path", "is_production", "status"]
+        );
+        assert_eq!(reparsed[1]["status"], "superseded");
     }
 }

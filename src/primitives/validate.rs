@@ -22,7 +22,7 @@
 
 use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::{Content, RelPath};
+use crate::effects::{Content, RelPath, Stamp};
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
 use crate::validate::{self as core, Dataset, Model};
@@ -112,64 +112,6 @@ impl DataKey {
     }
 }
 
-/// What a file was when a dataset was loaded from it: enough to notice any change since.
-#[derive(Clone)]
-enum Stamp {
-    Disk {
-        dev: u64,
-        ino: u64,
-        len: u64,
-        mtime_ns: i128,
-        ctime_ns: i128,
-    },
-    /// A file a dry run simulated. Its bytes are immutable and held here, so the same
-    /// allocation means the same content (and the address cannot be reused meanwhile).
-    Overlay(Rc<[u8]>),
-}
-
-impl PartialEq for Stamp {
-    fn eq(&self, other: &Stamp) -> bool {
-        match (self, other) {
-            (Stamp::Overlay(a), Stamp::Overlay(b)) => Rc::ptr_eq(a, b),
-            (
-                Stamp::Disk {
-                    dev,
-                    ino,
-                    len,
-                    mtime_ns,
-                    ctime_ns,
-                },
-                Stamp::Disk {
-                    dev: d2,
-                    ino: i2,
-                    len: l2,
-                    mtime_ns: m2,
-                    ctime_ns: c2,
-                },
-            ) => (dev, ino, len, mtime_ns, ctime_ns) == (d2, i2, l2, m2, c2),
-            _ => false,
-        }
-    }
-}
-
-fn stamp(content: &Content, rel: &RelPath) -> Result<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    match content {
-        Content::Bytes(b) => Ok(Stamp::Overlay(b.clone())),
-        Content::Disk(abs) => {
-            let md = std::fs::metadata(abs).map_err(|e| Error::io(rel.to_string(), "read", e))?;
-            let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
-            Ok(Stamp::Disk {
-                dev: md.dev(),
-                ino: md.ino(),
-                len: md.len(),
-                mtime_ns: ns(md.mtime(), md.mtime_nsec()),
-                ctime_ns: ns(md.ctime(), md.ctime_nsec()),
-            })
-        }
-    }
-}
-
 /// Datasets loaded in this run, kept while their files are unchanged. Lives in the
 /// [`RunContext`]; a run is short, so entries are never evicted, only replaced when their
 /// file changes.
@@ -190,7 +132,7 @@ fn load_data(ctx: &RunContext, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
     let stamps = contents
         .iter()
         .zip(&files)
-        .map(|(c, f)| stamp(c, f))
+        .map(|(c, f)| Stamp::of(c, f))
         .collect::<Result<Vec<_>>>()?;
     if let Some((cached_stamps, data)) = ctx.datasets.borrow().entries.get(&key) {
         if *cached_stamps == stamps {
