@@ -145,7 +145,7 @@ fn run_log_has_every_event_and_field() {
     let first = &log[0];
     assert_eq!(first["event"], "run_start");
     assert_eq!(first["name"], "full_rollback");
-    assert_eq!(first["version"], "1.1.0");
+    assert_eq!(first["version"], "1.2.0");
     assert_eq!(first["params"]["model"], "sl_forecaster");
     assert_eq!(first["runbook"], full_rollback());
     let text = std::fs::read(full_rollback()).unwrap();
@@ -173,6 +173,8 @@ fn run_log_has_every_event_and_field() {
     assert_eq!(
         ops,
         [
+            "validate.evaluate",
+            "validate.gate",
             "process.stop",
             "fs.backup",
             "registry.set_production",
@@ -541,7 +543,7 @@ fn list_and_docs_describe_runbooks_and_primitives() {
         .arg(&dir)
         .run()
         .success()
-        .stdout_has("full_rollback 1.1.0")
+        .stdout_has("full_rollback 1.2.0")
         .stdout_has("--param model=<string>  default sl_forecaster");
     let docs = ws.runbook(&["docs"]).run().success();
     for needle in [

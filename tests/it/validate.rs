@@ -160,18 +160,21 @@ fn quick_verification_passes_and_fails_with_one_line() {
 }
 
 #[test]
-fn full_rollback_fails_when_the_version_it_rolls_back_to_is_bad() {
+fn full_rollback_refuses_a_bad_target_before_changing_anything() {
     let ws = Ws::demo();
     let v4 = ws.json("models/sl_model_v4.json");
     let mut broken = v4.clone();
     broken["weights"] = serde_json::json!(vec![0.0; 8]);
     ws.write("models/sl_model_v4.json", &broken.to_string());
+    let before = ws.snapshot();
     let out = ws
         .runbook(&["run", &shipped("full_rollback.rhai")])
         .run()
         .code(1);
-    out.stderr_has("step `Verify the rollback` failed: mse ")
+    out.stderr_has("step `Identify the current and previous production versions` failed: mse ")
         .stderr_has("of `sl_forecaster` v4 is above the threshold 0.1");
+    before.assert_same(&ws.snapshot());
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v5"));
     let log = ws.last_log();
     let end = log.last().unwrap();
     assert_eq!(end["status"], "failed");
