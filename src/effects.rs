@@ -843,36 +843,7 @@ impl Workspace {
         self.bump();
         let is_dir = self.is_dir(src);
         if self.dry_run {
-            if !is_dir {
-                let content = self.content(src)?;
-                self.set(
-                    dst,
-                    Entry::File {
-                        content,
-                        mtime: self.mtime(src)?,
-                    },
-                );
-                return Ok(1);
-            }
-            let files = self.walk_files(src)?;
-            self.set(
-                dst,
-                Entry::Dir {
-                    shadows_disk: false,
-                },
-            );
-            for f in &files {
-                let suffix = &f.path.0[src.0.len() + 1..];
-                let content = self.content(&f.path)?;
-                self.set(
-                    &dst.join(suffix),
-                    Entry::File {
-                        content,
-                        mtime: f.mtime,
-                    },
-                );
-            }
-            return Ok(files.len());
+            return self.overlay_copy(src, dst);
         }
         let (sabs, dabs) = (self.abs(src), self.abs(dst));
         create_parent(&dabs, dst)?;
@@ -903,30 +874,7 @@ impl Workspace {
         self.check_destination(src, dst, "move")?;
         self.bump();
         if self.dry_run {
-            if self.is_dir(src) {
-                let files = self.walk_files(src)?;
-                self.set(
-                    dst,
-                    Entry::Dir {
-                        shadows_disk: false,
-                    },
-                );
-                for f in &files {
-                    let suffix = &f.path.0[src.0.len() + 1..];
-                    let content = self.content(&f.path)?;
-                    self.set(
-                        &dst.join(suffix),
-                        Entry::File {
-                            content,
-                            mtime: f.mtime,
-                        },
-                    );
-                }
-            } else {
-                let content = self.content(src)?;
-                let mtime = self.mtime(src)?;
-                self.set(dst, Entry::File { content, mtime });
-            }
+            self.overlay_copy(src, dst)?;
             self.clear_below(src);
             self.set(src, Entry::Removed);
             return Ok(());
@@ -934,6 +882,35 @@ impl Workspace {
         let dabs = self.abs(dst);
         create_parent(&dabs, dst)?;
         fs::rename(self.abs(src), &dabs).map_err(|e| Error::io(src.to_string(), "move", e))
+    }
+
+    /// The dry-run half of `copy` (and of `rename`, which then hides the source): put a
+    /// copy of a file or tree into the overlay. On-disk files are referenced, not read.
+    fn overlay_copy(&self, src: &RelPath, dst: &RelPath) -> Result<usize> {
+        if !self.is_dir(src) {
+            let (content, mtime) = (self.content(src)?, self.mtime(src)?);
+            self.set(dst, Entry::File { content, mtime });
+            return Ok(1);
+        }
+        let files = self.walk_files(src)?;
+        self.set(
+            dst,
+            Entry::Dir {
+                shadows_disk: false,
+            },
+        );
+        for f in &files {
+            let suffix = &f.path.0[src.0.len() + 1..];
+            let content = self.content(&f.path)?;
+            self.set(
+                &dst.join(suffix),
+                Entry::File {
+                    content,
+                    mtime: f.mtime,
+                },
+            );
+        }
+        Ok(files.len())
     }
 
     /// Make a directory and its parents. Returns false if it already existed.
