@@ -8,7 +8,7 @@
 
 use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::RelPath;
+use crate::effects::{RelPath, WalkFilter};
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
 use rhai::{Array, Dynamic, NativeCallContext};
@@ -25,7 +25,7 @@ pub fn newer(
     let dir = ctx.ws.resolve(dir)?;
     let reference = ctx.ws.resolve(reference)?;
     let since = ctx.ws.mtime(&reference)?;
-    let pattern = match name_glob {
+    let name = match name_glob {
         Some(g) => Some(
             glob::Pattern::new(g)
                 .map_err(|e| Error::invalid(format!("name pattern `{g}`"), e.to_string()))?,
@@ -35,15 +35,14 @@ pub fn newer(
     if !ctx.ws.is_dir(&dir) {
         return Err(Error::invalid(format!("`{dir}`"), "is not a directory"));
     }
-    let mut keep = |p: &RelPath| {
-        pattern
-            .as_ref()
-            .is_none_or(|pat| pat.matches(p.file_name()))
+    let filter = WalkFilter {
+        name,
+        newer_than: Some(since),
     };
-    let files = ctx.ws.walk_filtered(&dir, &mut keep)?;
-    Ok(files
+    Ok(ctx
+        .ws
+        .walk(&dir, &filter)?
         .into_iter()
-        .filter(|f| f.mtime > since)
         .map(|f| f.path.as_str().to_string())
         .collect())
 }

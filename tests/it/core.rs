@@ -646,3 +646,62 @@ fn ctrl_c_stops_the_run_between_operations_and_logs_it() {
     assert_eq!(spin_end["status"], "interrupted");
     assert_eq!(log.last().unwrap()["status"], "interrupted");
 }
+
+#[test]
+fn fs_newer_finds_what_gnu_find_finds() {
+    // The plan's `find models/ -newer backup_timestamp.txt` (files only), and its `-name`
+    // variant, on a tree with nested directories, a dry-run-written file and a removal.
+    let ws = Ws::generated(&["--versions", "6", "--extra-files", "300"]);
+    ws.write("models/sl_model_v6_extra.pkl", "new");
+    ws.write("models/archive/07/deep/new.pkl", "new");
+    let find = |args: &[&str]| -> Vec<String> {
+        let out = std::process::Command::new("find")
+            .args(["models/", "-type", "f", "-newer", "backup_timestamp.txt"])
+            .args(args)
+            .current_dir(ws.path())
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.replace("models//", "models/"))
+            .collect();
+        v.sort();
+        v
+    };
+    let all = find(&[]);
+    let pkl = find(&["-name", "*.pkl"]);
+    assert!(all.len() >= 4 && pkl.len() == 2, "{all:?} {pkl:?}");
+    let head = "//! name: newer\n//! version: 1.0.0\n//! description: d\n";
+    ws.write(
+        "rb/newer.rhai",
+        &format!("{head}for f in fs::newer(\"models\", \"backup_timestamp.txt\") {{ print(`all ${{f}}`); }}\nfor f in fs::newer(\"models\", \"backup_timestamp.txt\", \"*.pkl\") {{ print(`pkl ${{f}}`); }}\n"),
+    );
+    let out = ws.runbook(&["run", "rb/newer.rhai"]).run().success();
+    let listed = |tag: &str| -> Vec<String> {
+        out.stdout
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("| {tag} "))
+                    .map(String::from)
+            })
+            .collect()
+    };
+    assert_eq!(listed("all"), all);
+    assert_eq!(listed("pkl"), pkl);
+    // In a dry run, files written and removed earlier in the run count as they would.
+    ws.write(
+        "rb/newer_dry.rhai",
+        &format!("{head}fs::write(\"models/fresh.pkl\", \"x\");\nfs::remove(\"models/archive/07/deep/new.pkl\");\nfor f in fs::newer(\"models\", \"backup_timestamp.txt\", \"*.pkl\") {{ print(`pkl ${{f}}`); }}\n"),
+    );
+    let out = ws
+        .runbook(&["run", "rb/newer_dry.rhai", "--dry-run"])
+        .run()
+        .success();
+    let dry: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("| pkl "))
+        .collect();
+    assert_eq!(dry, ["models/fresh.pkl", "models/sl_model_v6_extra.pkl"]);
+}
