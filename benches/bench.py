@@ -5,7 +5,8 @@
                              [--reps N] [--shared DIR] [--regenerate] [--out DIR]
 
 `cargo bench` builds the release binary and runs this script with `--bin` set; options go
-after `--` (`cargo bench -- --quick`). Sections (NAME for --only):
+after `--` of the bench target (`cargo bench --bench compare -- --quick`). Sections (NAME
+for --only):
 
   rollback  runbooks/full_rollback.rhai vs shared/bench/plan_rollback.sh, 5-version workspace
   scale     the same at 10,000 versions and 100,000 extra files, real and dry run
@@ -16,8 +17,8 @@ after `--` (`cargo bench -- --quick`). Sections (NAME for --only):
 Only the Python standard library is used here; numpy and pandas (the validation baseline) go
 into a virtual environment under target/ that this script creates on first use. Everything
 it writes stays inside the checkout: workspaces under target/bench/, results in
-benches/results/ (full runs; --quick and --only write to target/bench/results/ instead, so a
-smoke run never replaces the published figures).
+benches/results/ and the table in README.md (full runs; --quick and --only write to
+target/bench/results/ instead, so a smoke run never replaces the published figures).
 """
 
 import argparse
@@ -37,7 +38,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "target", "bench")
 VENV = os.path.join(ROOT, "target", "bench-venv")
-README = os.path.join(ROOT, "benches", "README.md")
+# The project README shows the latest table of a full run, between these markers.
+README = os.path.join(ROOT, "README.md")
 SECTIONS = ["rollback", "scale", "find", "validate", "steps"]
 README_START = "<!-- bench-results:start -->"
 README_END = "<!-- bench-results:end -->"
@@ -573,7 +575,7 @@ def machine():
     commit = out(["git", "rev-parse", "HEAD"], cwd=ROOT)
     # The files this harness writes itself do not make the measured code "dirty".
     dirty = bool(out(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                      ":!benches/results", ":!benches/README.md"], cwd=ROOT))
+                      ":!benches/results", ":!README.md"], cwd=ROOT))
     return {
         "uname": out(["uname", "-srm"]) or " ".join(platform.uname()[:3]),
         "cpu": cpu.group(1).strip() if cpu else platform.processor(),
@@ -608,6 +610,7 @@ def fmt_ms(s):
 
 
 def markdown(report):
+    """The report as Markdown: (summary: machine line and table, details: checks, commands)."""
     m = report["machine"]
     lines = [
         f"Run {report['date']} on {m['cpu']} ({m['nproc']} cores, {m['memory_gib']} GiB), {m['uname']}, "
@@ -633,17 +636,17 @@ def markdown(report):
         if r["id"].startswith("steps"):
             base = f"no steps: {base}"
         lines.append(f"| {r['benchmark']} | {fmt_ms(r['ours'])} | {base} | {ratio} | {r['target']} | {result} |")
-    lines += ["", "Checks:", ""] + [f"- {c}" for c in report["checks"]]
-    lines += ["", "Commands (WS = a fresh `cp -a` copy of the generated workspace, or one shared "
-                  "copy for the read-only runs):", ""]
+    details = ["Checks:", ""] + [f"- {c}" for c in report["checks"]]
+    details += ["", "Commands (WS = a fresh `cp -a` copy of the generated workspace, or one shared "
+                    "copy for the read-only runs):", ""]
     for r in report["results"]:
         for who, cmd in r.get("commands", {}).items():
-            lines.append(f"- {r['benchmark']}, {who}: `{cmd}`")
-    return "\n".join(lines) + "\n"
+            details.append(f"- {r['benchmark']}, {who}: `{cmd}`")
+    return "\n".join(lines) + "\n", "\n".join(details) + "\n"
 
 
 def update_readme(md):
-    """Put the latest table into benches/README.md between the markers."""
+    """Put the latest table into README.md between the markers."""
     try:
         with open(README) as f:
             text = f.read()
@@ -690,7 +693,8 @@ def main(argv):
         print(f"  ({time.perf_counter() - t:.0f} s)", flush=True)
     report["load_after"] = loadavg()
 
-    md = markdown(report)
+    summary, details = markdown(report)
+    md = summary + "\n" + details
     print("\n" + md)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
@@ -699,7 +703,9 @@ def main(argv):
         json.dump(report, f, indent=2, ensure_ascii=False)
         f.write("\n")
     if args.full and os.path.abspath(args.out) == os.path.join(ROOT, "benches", "results"):
-        update_readme(md)
+        update_readme(summary + "\nChecks, commands and every sample: [benches/results/latest.md]"
+                      "(benches/results/latest.md), [latest.json](benches/results/latest.json); "
+                      "how to run: [benches/README.md](benches/README.md).\n")
     print(f"wrote {rel(os.path.join(args.out, 'latest.md'))} and latest.json")
     return 1 if failed else 0
 
