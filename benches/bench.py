@@ -582,7 +582,9 @@ def machine():
         "nproc": os.cpu_count(),
         "memory_gib": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
         "rustc": out(["rustc", "--version"]),
-        "python": platform.python_version(),
+        # Also the python3 the plan's script runs (see `plan_env`): its start-up is most of
+        # the baseline, and it differs between installs.
+        "python": f"{platform.python_version()} ({os.path.realpath(sys.executable)})",
         "find": out(["find", "--version"]).splitlines()[0] if out(["find", "--version"]) else "",
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
     }
