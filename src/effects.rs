@@ -1042,40 +1042,24 @@ impl Workspace {
     /// `~N` suffix when the run already put something there.
     fn trash_path(&self, rel: &RelPath) -> RelPath {
         let base = format!(".runbook/trash/{}/{}", self.run_id, rel.0);
-        let taken = |p: &str| {
-            let r = RelPath(p.to_string());
-            self.overlay.borrow().contains_key(&r) || fs::symlink_metadata(self.abs(&r)).is_ok()
+        let taken = |r: &RelPath| {
+            self.overlay.borrow().contains_key(r) || fs::symlink_metadata(self.abs(r)).is_ok()
         };
-        if !taken(&base) {
-            let r = RelPath(base);
-            if self.dry_run {
-                // Reserve it so two removals of the same path in one dry run report distinct places.
-                self.overlay.borrow_mut().insert(
-                    r.clone(),
-                    Entry::Dir {
-                        shadows_disk: false,
-                    },
-                );
-            }
-            return r;
+        let chosen = std::iter::once(base.clone())
+            .chain((1..).map(|n| format!("{base}~{n}")))
+            .map(RelPath)
+            .find(|r| !taken(r))
+            .expect("an unbounded sequence of names has a free one");
+        if self.dry_run {
+            // Reserve it so two removals of the same path in one dry run report distinct places.
+            self.set(
+                &chosen,
+                Entry::Dir {
+                    shadows_disk: false,
+                },
+            );
         }
-        let mut n = 1;
-        loop {
-            let candidate = format!("{base}~{n}");
-            if !taken(&candidate) {
-                let r = RelPath(candidate);
-                if self.dry_run {
-                    self.overlay.borrow_mut().insert(
-                        r.clone(),
-                        Entry::Dir {
-                            shadows_disk: false,
-                        },
-                    );
-                }
-                return r;
-            }
-            n += 1;
-        }
+        chosen
     }
 }
 
