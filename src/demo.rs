@@ -377,19 +377,45 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
     }
     // Name the binary as it was run, so the hints work before `cargo install`.
     let exe = std::env::current_exe()
-        .ok()
-        .filter(|p| !p.starts_with(std::env::temp_dir()))
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "runbook".into());
-    let r = root.display();
-    if no_run {
-        println!(
-            "next:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what the rollback would do\n  {exe} run runbooks/full_rollback.rhai             # do it\n  {exe} run runbooks/verify_rollback.rhai           # validate the production model"
-        );
+        .unwrap_or_else(|_| "runbook".into());
+    let hints: Vec<(String, &str)> = if no_run {
+        vec![
+            (
+                format!("{exe} run runbooks/full_rollback.rhai --dry-run"),
+                "what the rollback would do",
+            ),
+            (format!("{exe} run runbooks/full_rollback.rhai"), "do it"),
+            (
+                format!("{exe} run runbooks/verify_rollback.rhai"),
+                "validate the production model",
+            ),
+        ]
     } else {
-        println!(
-            "\nnext:\n  cd {r}\n  {exe} run runbooks/full_rollback.rhai --dry-run   # what a second rollback would do\n  {exe} run runbooks/verify_rollback.rhai           # validate the production model\n  cat .runbook/runs/*.jsonl                      # the audit log\n  {exe} trash list                                # what was removed, still recoverable"
-        );
+        vec![
+            (
+                format!("{exe} run runbooks/full_rollback.rhai --dry-run"),
+                "what a second rollback would do",
+            ),
+            (
+                format!("{exe} run runbooks/verify_rollback.rhai"),
+                "validate the production model",
+            ),
+            ("cat .runbook/runs/*.jsonl".to_string(), "the audit log"),
+            (
+                format!("{exe} trash list"),
+                "what was removed, still recoverable",
+            ),
+        ]
+    };
+    let width = hints.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    println!(
+        "{}next:\n  cd {}",
+        if no_run { "" } else { "\n" },
+        root.display()
+    );
+    for (command, why) in hints {
+        println!("  {command:width$}   # {why}");
     }
     Ok(0)
 }
