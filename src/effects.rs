@@ -200,6 +200,11 @@ pub struct Workspace {
     durability: Durability,
 }
 
+/// Held while a real run may change the workspace; see [`Workspace::lock`].
+pub struct WorkspaceLock {
+    _file: fs::File,
+}
+
 /// When changes are forced to disk. Every write is atomic (temp file, then rename) whatever
 /// the setting: a crash of runbook leaves the old or the new file. Durability is about a
 /// power cut: `EachWrite` fsyncs every file and directory as it is written (about 2.5 ms per
@@ -231,6 +236,38 @@ impl Workspace {
             generation: Cell::new(0),
             durability: Durability::EndOfRun,
         })
+    }
+
+    /// Take the workspace for a run that changes it. Two real runs at once would both read
+    /// the registry, both roll back, and demote two versions; the second one is refused
+    /// instead. The lock is an `flock` on `.runbook/lock`, so it goes away with the process
+    /// however that ends, and no stale lock can block an incident.
+    pub fn lock(&self) -> Result<WorkspaceLock> {
+        use std::os::fd::AsRawFd;
+        let dir = self.root.join(".runbook");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(".runbook", "create the directory", e))?;
+        let path = dir.join("lock");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(".runbook/lock", "open", e))?;
+        // SAFETY: flock on a descriptor we own; it only takes an advisory lock.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            return Err(Error::invalid(
+                format!("workspace `{}`", self.root.display()),
+                format!(
+                    "another run is changing it ({}); wait for it to finish (a dry run can go ahead)",
+                    holder.trim()
+                ),
+            ));
+        }
+        let _ = file.set_len(0);
+        let _ = writeln!(file, "run {} by pid {}", self.run_id, std::process::id());
+        Ok(WorkspaceLock { _file: file })
     }
 
     pub fn with_durability(mut self, durability: Durability) -> Workspace {

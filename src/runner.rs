@@ -155,6 +155,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         header,
         ast,
     };
+    // Only a run that may change the workspace takes it; dry runs never wait.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(ctx.ws.lock()?)
+    };
     let log_path = Some(ctx.journal.open_log(&root)?);
     install_ctrlc_handler();
 

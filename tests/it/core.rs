@@ -710,3 +710,35 @@ fn fs_newer_finds_what_gnu_find_finds() {
         .collect();
     assert_eq!(dry, ["models/fresh.pkl", "models/sl_model_v6_extra.pkl"]);
 }
+
+#[test]
+fn a_second_real_run_is_refused_while_one_is_changing_the_workspace() {
+    let ws = Ws::demo();
+    let head = "//! name: slow\n//! version: 1.0.0\n//! description: d\n";
+    ws.write("rb/slow.rhai", &format!("{head}step \"started\" {{ fs::write(\"started.txt\", \"1\"); }}\nstep \"hold\" {{ loop {{ }} }}\n"));
+    let mut first = std::process::Command::new(crate::support::BIN)
+        .args(["run", "rb/slow.rhai", "--timeout", "60s", "-q"])
+        .current_dir(ws.path())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ws.exists("started.txt") && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = ws.read("models/registry.json");
+    ws.runbook(&["run", &full_rollback()])
+        .run()
+        .code(1)
+        .stderr_has("another run is changing it (run ")
+        .stderr_has("a dry run can go ahead");
+    assert_eq!(ws.read("models/registry.json"), before);
+    // A dry run changes nothing, so it does not wait.
+    ws.runbook(&["run", &full_rollback(), "--dry-run"])
+        .run()
+        .success();
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    first.wait().unwrap();
+    // The lock went away with the process.
+    ws.runbook(&["run", &full_rollback()]).run().success();
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v4"));
+}
