@@ -356,12 +356,23 @@ fn not_found(path: &RelPath, name: &str, version: &str) -> Error {
     Error::registry(path.to_string(), format!("there is no version `{version}` of `{name}`; `registry::versions(\"{name}\")` lists them"))
 }
 
+/// Make `version` production. The old production version gets `demoted_status`:
+/// `superseded` (a normal promotion: it stays a rollback target) or `archived` (a rollback:
+/// the bad version must never be picked again, and marking it in the same atomic write
+/// leaves no moment in which it is the newest superseded version).
 pub fn set_production(
     ctx: &RunContext,
     path: &RelPath,
     name: &str,
     version: &str,
+    demoted_status: &str,
 ) -> Result<Option<String>> {
+    if !matches!(demoted_status, "superseded" | "archived") {
+        return Err(Error::invalid(
+            "registry::set_production",
+            format!("the old production version can become `superseded` or `archived`, not `{demoted_status}`"),
+        ));
+    }
     let mut demoted = None;
     let changes = update(ctx, path, "set_production", |entries| {
         let idx = find(entries, name, version).ok_or_else(|| not_found(path, name, version))?;
@@ -388,7 +399,7 @@ pub fn set_production(
                 let old = e.value();
                 let new = e.edit(|v| {
                     v["is_production"] = Value::Bool(false);
-                    v["status"] = Value::from("superseded");
+                    v["status"] = Value::from(demoted_status);
                 });
                 demoted = Some(e.version.clone());
                 changes.push(Change {
@@ -416,7 +427,9 @@ pub fn set_production(
     })?;
     let summary = match (&demoted, changes.is_empty()) {
         (_, true) => format!("leave `{name}` `{version}` as production (it already is)"),
-        (Some(d), _) => format!("make `{name}` `{version}` production (`{d}` becomes superseded)"),
+        (Some(d), _) => {
+            format!("make `{name}` `{version}` production (`{d}` becomes {demoted_status})")
+        }
         (None, _) => format!("make `{name}` `{version}` production"),
     };
     if !changes.is_empty() {
@@ -604,7 +617,18 @@ pub fn family(ctx: &Ctx) -> Family {
         "Make `version` the production version of `name`; the old production version becomes `superseded` and the new one gets `promoted_at` = now. Refuses a version whose model file is missing. Returns the demoted version, or `()`.\n```rhai\nregistry::set_production(\"sl_forecaster\", \"v4\");\n```",
         move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
             let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let demoted = set_production(&c, &path, name, version).map_err(|e| c.fail_at(&call, e))?;
+            let demoted = set_production(&c, &path, name, version, "superseded").map_err(|e| c.fail_at(&call, e))?;
+            Ok(demoted.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+        },
+    );
+    let c = wrap(ctx);
+    f.add(
+        "set_production",
+        &["name: &str", "version: &str", "demoted_status: &str", "Dynamic"],
+        "Like `registry::set_production(name, version)`, with the status the old production version gets: `superseded` or `archived`. A rollback archives the bad version in the same atomic write that promotes the good one, so there is no moment in which the bad one would be the next rollback target.\n```rhai\nregistry::set_production(\"sl_forecaster\", \"v4\", \"archived\");\n```",
+        move |call: NativeCallContext, name: &str, version: &str, demoted_status: &str| -> RhaiResult<Dynamic> {
+            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
+            let demoted = set_production(&c, &path, name, version, demoted_status).map_err(|e| c.fail_at(&call, e))?;
             Ok(demoted.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
         },
     );

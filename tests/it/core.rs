@@ -68,7 +68,8 @@ fn full_rollback_reverts_to_previous_and_keeps_removed_files() {
             ("remove", "v5")
         ]
     );
-    assert_eq!(history[0]["new"]["status"], "superseded");
+    // The rollback archives the bad version in the write that promotes the good one.
+    assert_eq!(history[0]["new"]["status"], "archived");
     assert_eq!(history[2]["new"], serde_json::Value::Null);
     assert!(history.iter().all(|h| h["run_id"] == run_id.as_str()));
 }
@@ -150,7 +151,7 @@ fn run_log_has_every_event_and_field() {
     let first = &log[0];
     assert_eq!(first["event"], "run_start");
     assert_eq!(first["name"], "full_rollback");
-    assert_eq!(first["version"], "1.2.0");
+    assert_eq!(first["version"], "1.3.0");
     assert_eq!(first["params"]["model"], "sl_forecaster");
     assert_eq!(first["runbook"], full_rollback());
     let text = std::fs::read(full_rollback()).unwrap();
@@ -548,7 +549,7 @@ fn list_and_docs_describe_runbooks_and_primitives() {
         .arg(&dir)
         .run()
         .success()
-        .stdout_has("full_rollback 1.2.0")
+        .stdout_has("full_rollback 1.3.0")
         .stdout_has("--param model=<string>  default sl_forecaster");
     let docs = ws.runbook(&["docs"]).run().success();
     for needle in [
@@ -739,6 +740,43 @@ fn a_second_real_run_is_refused_while_one_is_changing_the_workspace() {
     unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
     first.wait().unwrap();
     // The lock went away with the process.
+    ws.runbook(&["run", &full_rollback()]).run().success();
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v4"));
+}
+
+#[test]
+fn promotion_keeps_the_old_version_as_target_and_an_interrupted_rollback_cannot_repick_the_bad_one()
+{
+    let ws = Ws::demo();
+    let head = "//! name: reg\n//! version: 1.0.0\n//! description: d\n";
+    // A normal promotion: v6 goes to production, v5 stays a rollback target.
+    ws.write(
+        "models/sl_model_v6.json",
+        &ws.read("models/sl_model_v4.json"),
+    );
+    ws.write(
+        "rb/promote.rhai",
+        &format!("{head}registry::register(#{{ name: \"sl_forecaster\", version: \"v6\", model_path: \"models/sl_model_v6.json\" }});\nregistry::set_production(\"sl_forecaster\", \"v6\");\nprint(`previous ${{registry::previous(\"sl_forecaster\").version}}`);\n"),
+    );
+    ws.runbook(&["run", "rb/promote.rhai"])
+        .run()
+        .success()
+        .stdout_has("| previous v5");
+    // A rollback that stopped right after promoting (v6 -> v5, v6 archived) and a rerun: the
+    // rerun rolls back from v5 to v4; it never picks v6 again.
+    ws.write(
+        "rb/half.rhai",
+        &format!("{head}registry::set_production(\"sl_forecaster\", \"v5\", \"archived\");\n"),
+    );
+    ws.runbook(&["run", "rb/half.rhai"]).run().success();
+    ws.write(
+        "rb/bad.rhai",
+        &format!("{head}registry::set_production(\"sl_forecaster\", \"v4\", \"retired\");\n"),
+    );
+    ws.runbook(&["run", "rb/bad.rhai"])
+        .run()
+        .code(1)
+        .stderr_has("can become `superseded` or `archived`, not `retired`");
     ws.runbook(&["run", &full_rollback()]).run().success();
     assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v4"));
 }
