@@ -15,7 +15,7 @@
 //!   path that could drift from the real one: the decision is taken here, next to the I/O.
 
 use crate::error::{Error, Result};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
@@ -196,7 +196,6 @@ pub struct Workspace {
     dry_run: bool,
     run_id: String,
     overlay: RefCell<BTreeMap<RelPath, Entry>>,
-    generation: Cell<u64>,
     durability: Durability,
 }
 
@@ -233,7 +232,6 @@ impl Workspace {
             dry_run,
             run_id: run_id.to_string(),
             overlay: RefCell::new(BTreeMap::new()),
-            generation: Cell::new(0),
             durability: Durability::EndOfRun,
         })
     }
@@ -309,15 +307,6 @@ impl Workspace {
 
     pub fn run_id(&self) -> &str {
         &self.run_id
-    }
-
-    /// Bumped by every change (real or simulated): caches of parsed files compare it.
-    pub fn generation(&self) -> u64 {
-        self.generation.get()
-    }
-
-    fn bump(&self) {
-        self.generation.set(self.generation.get() + 1);
     }
 
     pub fn abs(&self, rel: &RelPath) -> PathBuf {
@@ -735,7 +724,6 @@ impl Workspace {
             ));
         }
         let existed = self.exists(rel);
-        self.bump();
         if self.dry_run {
             let trash = existed.then(|| self.trash_path(rel));
             self.set(
@@ -769,7 +757,6 @@ impl Workspace {
 
     /// Append to a file (creating it). Used for append-only logs such as the registry history.
     pub fn append(&self, rel: &RelPath, bytes: &[u8]) -> Result<()> {
-        self.bump();
         if self.dry_run {
             let mut data = if self.exists(rel) {
                 self.read(rel)?.to_vec()
@@ -815,7 +802,6 @@ impl Workspace {
             ));
         }
         let trash = self.trash_path(rel);
-        self.bump();
         if self.dry_run {
             self.clear_below(rel);
             self.set(rel, Entry::Removed);
@@ -833,7 +819,6 @@ impl Workspace {
     /// the destination appears whole or not at all. Returns the number of files copied.
     pub fn copy(&self, src: &RelPath, dst: &RelPath) -> Result<usize> {
         self.check_destination(src, dst, "copy")?;
-        self.bump();
         let is_dir = self.is_dir(src);
         if self.dry_run {
             return self.overlay_copy(src, dst);
@@ -865,7 +850,6 @@ impl Workspace {
     /// Move a file or directory. The destination must not exist.
     pub fn rename(&self, src: &RelPath, dst: &RelPath) -> Result<()> {
         self.check_destination(src, dst, "move")?;
-        self.bump();
         if self.dry_run {
             self.overlay_copy(src, dst)?;
             self.clear_below(src);
@@ -917,7 +901,6 @@ impl Workspace {
                 "exists and is not a directory",
             ));
         }
-        self.bump();
         if self.dry_run {
             let shadows = matches!(
                 self.lookup(rel),
@@ -940,7 +923,6 @@ impl Workspace {
     /// Only meaningful in a dry run; a real run lets the tool write.
     pub fn simulate_write(&self, rel: &RelPath, bytes: &[u8]) {
         debug_assert!(self.dry_run);
-        self.bump();
         self.set(
             rel,
             Entry::File {
@@ -948,11 +930,6 @@ impl Workspace {
                 mtime: SystemTime::now(),
             },
         );
-    }
-
-    /// Tell the layer that something outside it (git, a process) changed the workspace.
-    pub fn note_external_change(&self) {
-        self.bump();
     }
 
     /// Keep `bytes` in this run's trash as `.runbook/trash/<run-id>/<name>` (with a `~N`

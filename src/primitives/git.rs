@@ -213,7 +213,6 @@ impl Git {
             }
         } else {
             repo.checkout(rev, &specs)?;
-            ws.note_external_change();
         }
 
         let described: Vec<String> = changes.iter().map(describe_change).collect();
@@ -378,7 +377,6 @@ impl Git {
         } else {
             let sha = repo.commit(message)?;
             // Hooks may have changed files; cached reads must not trust the old state.
-            self.ctx.ws.note_external_change();
             Some(sha)
         };
         let subject = message.lines().next().unwrap_or_default();
