@@ -35,6 +35,19 @@ pub mod limits {
 
 /// An engine that can compile runbooks but has no primitives.
 pub fn compiler(runbooks_dir: &Path) -> Engine {
+    let mut engine = base(runbooks_dir);
+    engine
+        .register_custom_syntax(["step", "$expr$", "$block$"], false, |context, inputs| {
+            // Without a run context (check, docs) a step just runs its block.
+            let _ = context.eval_expression_tree(&inputs[0])?;
+            context.eval_expression_tree(&inputs[1])
+        })
+        .expect("the step syntax is valid");
+    engine
+}
+
+/// What every engine has: limits, `eval` disabled, the sandboxed resolver.
+fn base(runbooks_dir: &Path) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits::MAX_OPERATIONS)
@@ -48,19 +61,12 @@ pub fn compiler(runbooks_dir: &Path) -> Engine {
     engine.disable_symbol("eval");
     engine.set_module_resolver(SandboxedResolver::new(runbooks_dir));
     engine
-        .register_custom_syntax(["step", "$expr$", "$block$"], false, |context, inputs| {
-            // Without a run context (check, docs) a step just runs its block.
-            let _ = context.eval_expression_tree(&inputs[0])?;
-            context.eval_expression_tree(&inputs[1])
-        })
-        .expect("the step syntax is valid");
-    engine
 }
 
-/// The engine for one run: the compiler's setup plus primitives, journal hooks, and the
-/// timeout/interrupt watch.
+/// The engine for one run: the shared setup plus primitives, the journaled `step` syntax,
+/// journal hooks, and the timeout/interrupt watch.
 pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Engine {
-    let mut engine = compiler(runbooks_dir);
+    let mut engine = base(runbooks_dir);
     let c = ctx.clone();
     engine.on_print(move |text| c.journal.message("info", text));
     let c = ctx.clone();
