@@ -780,3 +780,29 @@ fn promotion_keeps_the_old_version_as_target_and_an_interrupted_rollback_cannot_
     ws.runbook(&["run", &full_rollback()]).run().success();
     assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v4"));
 }
+
+#[test]
+fn check_also_checks_the_modules_a_runbook_imports() {
+    let ws = Ws::empty();
+    let head = "//! name: t\n//! version: 1.0.0\n//! description: d\n";
+    ws.write(
+        "rb/lib/helpers.rhai",
+        "fn ok() { fs::exists(\"a\") }\n\nfn typo() {\n    registry::productoin(\"m\")\n}\n",
+    );
+    ws.write(
+        "rb/lib/nested.rhai",
+        "import \"helpers\" as h;\nfn run_it() { h::ok() }\n",
+    );
+    ws.write(
+        "rb/uses.rhai",
+        &format!("{head}import \"lib/nested\" as n;\nstep \"a\" {{ n::run_it(); }}\n"),
+    );
+    let out = ws.runbook(&["check", "rb/uses.rhai"]).run().code(2);
+    out.stderr_has("there is no primitive `registry::productoin`")
+        .stderr_has("rb/lib/helpers.rhai:4:")
+        .stderr_has("registry::productoin(\"m\")");
+    ws.write("rb/lib/helpers.rhai", "fn ok() { fs::exists(\"a\") }\n");
+    ws.runbook(&["check", "rb/uses.rhai"]).run().success();
+    // Imports resolve relative to the importing file, at run time as in `check`.
+    ws.runbook(&["run", "rb/uses.rhai"]).run().success();
+}
