@@ -327,11 +327,6 @@ impl Journal {
         }
     }
 
-    /// Name of the innermost open step, if any.
-    pub fn current_step(&self) -> Option<String> {
-        self.state.borrow().stack.last().map(|s| s.name.clone())
-    }
-
     /// The first step that failed in this run.
     pub fn failed_step(&self) -> Option<String> {
         self.state.borrow().failed_step.clone()
