@@ -559,80 +559,84 @@ fn entry_to_dynamic(e: &Entry) -> Dynamic {
     json_to_dynamic(&e.value())
 }
 
+/// The registry's path and its (cached) entries, for the read-only primitives.
+fn loaded(ctx: &RunContext) -> Result<(RelPath, Rc<Vec<Entry>>)> {
+    let path = default_path(ctx)?;
+    let entries = load(ctx, &path)?;
+    Ok((path, entries))
+}
+
+/// `registry::set_production` in both its forms.
+fn promote(ctx: &RunContext, name: &str, version: &str, demoted_status: &str) -> Result<Dynamic> {
+    let path = default_path(ctx)?;
+    let demoted = set_production(ctx, &path, name, version, demoted_status)?;
+    Ok(demoted.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+}
+
 pub fn family(ctx: &Ctx) -> Family {
     let mut f = Family::new(
         "registry",
         "The model registry, `models/registry.json`: query versions, promote, archive, remove, check.",
     );
-    let wrap = |ctx: &Ctx| ctx.clone();
-
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "versions",
         &["name: &str", "Array"],
         "Every entry of model `name`, in file order.\n```rhai\nfor e in registry::versions(\"sl_forecaster\") { print(e.version + \" \" + e.status); }\n```",
         move |call: NativeCallContext, name: &str| -> RhaiResult<Array> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
+            let (_, entries) = loaded(&c).map_err(|e| c.fail_at(&call, e))?;
             Ok(entries.iter().filter(|e| e.name == name).map(entry_to_dynamic).collect())
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "get",
         &["name: &str", "version: &str", "Dynamic"],
         "The entry for `name` `version`, or `()` when there is none.\n```rhai\nlet e = registry::get(\"sl_forecaster\", \"v4\");\nif e == () { throw \"no v4\"; }\n```",
         move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
+            let (_, entries) = loaded(&c).map_err(|e| c.fail_at(&call, e))?;
             Ok(find(&entries, name, version).map(|i| entry_to_dynamic(&entries[i])).unwrap_or(Dynamic::UNIT))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "production",
         &["name: &str", "Dynamic"],
         "The production entry of `name`, or `()` when it has none. Fails if it has more than one.\n```rhai\nlet cur = registry::production(\"sl_forecaster\");\nprint(`production is ${cur.version}`);\n```",
         move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
+            let (path, entries) = loaded(&c).map_err(|e| c.fail_at(&call, e))?;
             Ok(production(&path, &entries, name).map_err(|e| c.fail_at(&call, e))?.map(entry_to_dynamic).unwrap_or(Dynamic::UNIT))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "previous",
         &["name: &str", "Dynamic"],
         "The previous production entry of `name`: the `superseded` one with the latest `promoted_at`, or `()`.\n```rhai\nlet prev = registry::previous(\"sl_forecaster\");\nassert(prev != (), \"nothing to roll back to\");\n```",
         move |call: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
+            let (_, entries) = loaded(&c).map_err(|e| c.fail_at(&call, e))?;
             Ok(previous(&entries, name).map(entry_to_dynamic).unwrap_or(Dynamic::UNIT))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "set_production",
         &["name: &str", "version: &str", "Dynamic"],
         "Make `version` the production version of `name`; the old production version becomes `superseded` and the new one gets `promoted_at` = now. Refuses a version whose model file is missing. Returns the demoted version, or `()`.\n```rhai\nregistry::set_production(\"sl_forecaster\", \"v4\");\n```",
         move |call: NativeCallContext, name: &str, version: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let demoted = set_production(&c, &path, name, version, "superseded").map_err(|e| c.fail_at(&call, e))?;
-            Ok(demoted.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+            promote(&c, name, version, "superseded").map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "set_production",
         &["name: &str", "version: &str", "demoted_status: &str", "Dynamic"],
         "Like `registry::set_production(name, version)`, with the status the old production version gets: `superseded` or `archived`. A rollback archives the bad version in the same atomic write that promotes the good one, so there is no moment in which the bad one would be the next rollback target.\n```rhai\nregistry::set_production(\"sl_forecaster\", \"v4\", \"archived\");\n```",
         move |call: NativeCallContext, name: &str, version: &str, demoted_status: &str| -> RhaiResult<Dynamic> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let demoted = set_production(&c, &path, name, version, demoted_status).map_err(|e| c.fail_at(&call, e))?;
-            Ok(demoted.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+            promote(&c, name, version, demoted_status).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "archive",
         &["name: &str", "version: &str", "()"],
@@ -642,7 +646,7 @@ pub fn family(ctx: &Ctx) -> Family {
             archive(&c, &path, name, version).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "remove",
         &["name: &str", "version: &str", "Map"],
@@ -652,7 +656,7 @@ pub fn family(ctx: &Ctx) -> Family {
             Ok(json_to_dynamic(&remove(&c, &path, name, version).map_err(|e| c.fail_at(&call, e))?))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "register",
         &["entry: Map", "Map"],
@@ -663,14 +667,13 @@ pub fn family(ctx: &Ctx) -> Family {
             Ok(json_to_dynamic(&register(&c, &path, json).map_err(|e| c.fail_at(&call, e))?))
         },
     );
-    let c = wrap(ctx);
+    let c = ctx.clone();
     f.add(
         "check",
         &["Array"],
         "Consistency problems of the whole registry, as strings (empty when consistent): duplicate versions, more than one production version per name, `is_production` disagreeing with `status`, missing model files.\n```rhai\nlet problems = registry::check();\nassert(problems.is_empty(), `registry inconsistent: ${problems}`);\n```",
         move |call: NativeCallContext| -> RhaiResult<Array> {
-            let path = default_path(&c).map_err(|e| c.fail_at(&call, e))?;
-            let entries = load(&c, &path).map_err(|e| c.fail_at(&call, e))?;
+            let (_, entries) = loaded(&c).map_err(|e| c.fail_at(&call, e))?;
             Ok(check(&c, &entries).into_iter().map(Dynamic::from).collect())
         },
     );
