@@ -372,7 +372,7 @@ pub fn check(path: &Path) -> Result<Checked> {
 /// Walks a script, and every module it imports, for calls that cannot work.
 struct Checker {
     /// `family -> function -> arities` of the primitives.
-    known: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
+    known: &'static BTreeMap<String, FnTable>,
     resolver: engine::SandboxedResolver,
     compiler: rhai::Engine,
     /// Modules already checked (an import graph may share or repeat them).
@@ -491,8 +491,14 @@ fn metadata() -> serde_json::Value {
     serde_json::from_str(&json).expect("rhai writes valid JSON")
 }
 
-/// `family -> function -> arities` of every registered primitive.
-fn known_functions() -> BTreeMap<String, BTreeMap<String, Vec<usize>>> {
+/// `family -> function -> arities` of every registered primitive. Built once per process:
+/// `runbook check runbooks/*.rhai` would otherwise build an engine and its metadata per file.
+fn known_functions() -> &'static BTreeMap<String, FnTable> {
+    static KNOWN: std::sync::OnceLock<BTreeMap<String, FnTable>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(build_known_functions)
+}
+
+fn build_known_functions() -> BTreeMap<String, FnTable> {
     let meta = metadata();
     let mut out = BTreeMap::new();
     if let Some(modules) = meta["modules"].as_object() {
