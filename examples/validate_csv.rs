@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use runbook::validate::{load_csv, load_npy_matrix, mse, Model};
+use runbook::validation::{load_csv, load_npy_matrix, mse, Model};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -48,7 +48,7 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
     // (`config::default_training_config()`) unless given `--param template=...`.
     (
         "runbooks/templates/training_configs.default.yaml",
-        crate::config::DEFAULT_TRAINING_CONFIG,
+        crate::document::DEFAULT_TRAINING_CONFIG,
     ),
     (
         "runbooks/lib/validation.rhai",

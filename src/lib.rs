@@ -9,18 +9,17 @@
 //! Embedding: build a [`runner::RunOptions`] and call [`runner::run`].
 
 pub mod cli;
-pub mod config;
 pub mod context;
 pub mod demo;
+pub mod document;
 pub mod effects;
 pub mod engine;
 pub mod error;
-pub mod git;
 pub mod header;
 pub mod journal;
 pub mod primitives;
 pub mod runner;
 pub mod trash;
-pub mod validate;
+pub mod validation;
 
 pub use error::{Error, Result};

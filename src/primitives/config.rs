@@ -1,7 +1,7 @@
 //! `config::` — YAML and JSON configuration files as Rhai maps: read, write back, restore
 //! from a backup, diff, and check a training configuration (plan §3.3.1).
 //!
-//! Parsing, writing and checking live in [`crate::config`]; this module reads and writes
+//! Parsing, writing and checking live in [`crate::document`]; this module reads and writes
 //! through the effect layer, so writes are atomic, the old content goes to the trash, and a
 //! dry run only pretends. Every write reports the unified diff of what it changes (and
 //! returns it, so a runbook can print it): in a dry run that is the diff the real run would
@@ -15,8 +15,8 @@
 //! `config::write_yaml_text` copy text as it is, comments included.
 
 use super::{json_to_dynamic, Family, RhaiResult};
-use crate::config;
 use crate::context::{Ctx, RunContext};
+use crate::document;
 use crate::effects::RelPath;
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
@@ -42,8 +42,8 @@ impl Format {
 
     fn parse(self, bytes: &[u8], display: &str) -> Result<Value> {
         match self {
-            Format::Yaml => config::parse_yaml(bytes, display),
-            Format::Json => config::parse_json(bytes, display),
+            Format::Yaml => document::parse_yaml(bytes, display),
+            Format::Json => document::parse_json(bytes, display),
         }
     }
 }
@@ -118,7 +118,7 @@ fn diff_against(ctx: &RunContext, rel: &RelPath, new_text: &str) -> Result<Strin
     } else {
         "/dev/null".to_string()
     };
-    Ok(config::unified_diff(
+    Ok(document::unified_diff(
         &old,
         new_text,
         &old_name,
@@ -176,8 +176,8 @@ fn serialise(ctx: &RunContext, rel: &RelPath, value: &Dynamic, format: Format) -
         }
     }
     match format {
-        Format::Yaml => config::to_yaml(&doc),
-        Format::Json => Ok(config::to_json_pretty(&doc)),
+        Format::Yaml => document::to_yaml(&doc),
+        Format::Json => Ok(document::to_json_pretty(&doc)),
     }
 }
 
@@ -200,7 +200,7 @@ fn write_value(ctx: &RunContext, path: &str, value: &Dynamic, format: Format) ->
 
 fn write_yaml_text(ctx: &RunContext, path: &str, text: &str) -> Result<String> {
     let rel = ctx.ws.resolve_writable(path)?;
-    config::parse_yaml(text.as_bytes(), &format!("{rel} (new content)"))?;
+    document::parse_yaml(text.as_bytes(), &format!("{rel} (new content)"))?;
     write_document(
         ctx,
         "config.write_yaml_text",
@@ -232,7 +232,7 @@ fn restore(ctx: &RunContext, from: &str, to: &str) -> Result<String> {
 fn check_training_config(ctx: &RunContext, path: &str) -> Result<Vec<String>> {
     let rel = ctx.ws.resolve(path)?;
     let doc = read_document(ctx, path, Format::of(&rel))?;
-    let problems = config::validate_training_config(&doc);
+    let problems = document::validate_training_config(&doc);
     let summary = if problems.is_empty() {
         format!("`{rel}` is a valid training configuration")
     } else {
@@ -284,18 +284,18 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "parse_yaml",
         &["text: &str", "Dynamic"],
-        "Parse YAML text into a value.\n```rhai\nlet cfg = config::parse_yaml(config::default_training_config());\n```",
+        "Parse YAML text into a value.\n```rhai\nlet cfg = document::parse_yaml(config::default_training_config());\n```",
         move |call: NativeCallContext, text: &str| -> RhaiResult<Dynamic> {
-            config::parse_yaml(text.as_bytes(), "YAML text").map(|v| json_to_dynamic(&v)).map_err(|e| c.fail_at(&call, e))
+            document::parse_yaml(text.as_bytes(), "YAML text").map(|v| json_to_dynamic(&v)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
     f.add(
         "to_yaml",
         &["value: Dynamic", "String"],
-        "A value as YAML text (block style; strings a YAML 1.1 reader would misread, such as `no` or `001`, are quoted).\n```rhai\nprint(config::to_yaml(#{ model: #{ type: \"xgboost\" } }));\n```",
+        "A value as YAML text (block style; strings a YAML 1.1 reader would misread, such as `no` or `001`, are quoted).\n```rhai\nprint(document::to_yaml(#{ model: #{ type: \"xgboost\" } }));\n```",
         move |call: NativeCallContext, value: Dynamic| -> RhaiResult<String> {
-            to_json(&value).and_then(|v| config::to_yaml(&v)).map_err(|e| c.fail_at(&call, e))
+            to_json(&value).and_then(|v| document::to_yaml(&v)).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
@@ -345,17 +345,17 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "default_training_config",
         &["String"],
-        "The default training configuration built into `runbook` (`runbooks/templates/training_configs.default.yaml`), as YAML text with its comments: what plan §3.3.1 writes when there is no backup.\n```rhai\nlet cfg = config::parse_yaml(config::default_training_config());\nprint(cfg.model.type);\n```",
-        || -> RhaiResult<String> { Ok(config::DEFAULT_TRAINING_CONFIG.to_string()) },
+        "The default training configuration built into `runbook` (`runbooks/templates/training_configs.default.yaml`), as YAML text with its comments: what plan §3.3.1 writes when there is no backup.\n```rhai\nlet cfg = document::parse_yaml(config::default_training_config());\nprint(cfg.model.type);\n```",
+        || -> RhaiResult<String> { Ok(document::DEFAULT_TRAINING_CONFIG.to_string()) },
     );
     let c = ctx.clone();
     f.add(
         "validate_training_config",
         &["config: Dynamic", "Array"],
-        "The problems of a training configuration value, one message each; empty when it is fine. Requires `model.type` (string) and `model.learning_rate` (in (0, 1]); checks `max_depth`, `n_estimators`, `features.window`, `features.lags`, `validation.split` and `validation.mse_threshold` when present; other keys are allowed.\n```rhai\nlet problems = config::validate_training_config(config::read_yaml(\"configs/sl/training_configs.yaml\"));\nassert(problems.is_empty(), `bad config: ${problems}`);\n```",
+        "The problems of a training configuration value, one message each; empty when it is fine. Requires `model.type` (string) and `model.learning_rate` (in (0, 1]); checks `max_depth`, `n_estimators`, `features.window`, `features.lags`, `validation.split` and `validation.mse_threshold` when present; other keys are allowed.\n```rhai\nlet problems = document::validate_training_config(config::read_yaml(\"configs/sl/training_configs.yaml\"));\nassert(problems.is_empty(), `bad config: ${problems}`);\n```",
         move |call: NativeCallContext, value: Dynamic| -> RhaiResult<Array> {
             let doc = to_json(&value).map_err(|e| c.fail_at(&call, e))?;
-            Ok(strings(config::validate_training_config(&doc)))
+            Ok(strings(document::validate_training_config(&doc)))
         },
     );
     let c = ctx.clone();

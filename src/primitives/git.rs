@@ -1,7 +1,7 @@
 //! `git::` — the user's git inside a run: read the repository, restore code from a revision
 //! (plan §3.3.2, `git checkout HEAD~1 -- src/sl/`), stage, commit and tag (§4.2).
 //!
-//! [`crate::git::Repo`] runs the commands; this module decides what a run may do with them.
+//! [`crate::effects::gitcli::Repo`] runs the commands; this module decides what a run may do with them.
 //! Every path a script passes goes through the workspace sandbox before git sees it. A real
 //! run calls git and then tells the effect layer that the work tree changed. A dry run runs
 //! no git command that changes the repository, the index or the work tree: a checkout puts
@@ -16,9 +16,9 @@
 
 use super::{Family, RhaiResult};
 use crate::context::Ctx;
+use crate::effects::gitcli::{FileChange, Repo};
 use crate::effects::RelPath;
 use crate::error::{Error, Result};
-use crate::git::{FileChange, Repo};
 use crate::journal::ActionKind;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::json;

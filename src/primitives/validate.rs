@@ -1,5 +1,5 @@
 //! `validate::` — load validation data and models, predict, score, and gate a rollback on a
-//! metric (plan §3.1.3, §4.3.2, §5.2). The computing is done by [`crate::validate`]; this
+//! metric (plan §3.1.3, §4.3.2, §5.2). The computing is done by [`crate::validation`]; this
 //! file binds it to a run: paths go through the effect layer, results go to the run log,
 //! and loaded data is kept for later steps.
 //!
@@ -25,7 +25,7 @@ use crate::context::{Ctx, RunContext};
 use crate::effects::{Content, RelPath, Stamp};
 use crate::error::{Error, Result};
 use crate::journal::ActionKind;
-use crate::validate::{self as core, Dataset, Model};
+use crate::validation::{self as core, Dataset, Model};
 use ndarray::Array1;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext, INT};
 use serde_json::json;
@@ -502,7 +502,7 @@ pub fn threshold(ctx: &RunContext) -> Result<f64> {
     if !ctx.ws.exists(&rel) {
         return Ok(DEFAULT_MSE_THRESHOLD);
     }
-    let config = crate::config::parse_yaml(&ctx.ws.read(&rel)?, rel.as_str())?;
+    let config = crate::document::parse_yaml(&ctx.ws.read(&rel)?, rel.as_str())?;
     let bad = |got: String| {
         Error::invalid(
             format!("`{rel}`"),

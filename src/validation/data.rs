@@ -146,9 +146,33 @@ impl CsvLayout<'_> {
 
 /// Read a CSV file with a header line. Column `target` becomes `y`; every other column is a
 /// feature. `display_path` is how the file is named in messages.
-pub fn load_csv(path: &Path, display_path: &str, target: &str) -> Result<Dataset> {
-    let bytes = read_file(path, display_path)?;
+pub fn load_csv(input: impl Input, display_path: &str, target: &str) -> Result<Dataset> {
+    let bytes = read_file(input.open(display_path)?, display_path)?;
     parse_csv(&bytes, display_path, target)
+}
+
+/// Where a loader reads from: a file the caller opened (the run's effect layer opens every
+/// workspace file relative to its directory handle), or a path (tools and tests).
+pub trait Input {
+    fn open(self, display_path: &str) -> Result<File>;
+}
+
+impl Input for File {
+    fn open(self, _display_path: &str) -> Result<File> {
+        Ok(self)
+    }
+}
+
+impl Input for &Path {
+    fn open(self, display_path: &str) -> Result<File> {
+        File::open(self).map_err(|e| Error::io(display_path, "open", e))
+    }
+}
+
+impl Input for &std::path::PathBuf {
+    fn open(self, display_path: &str) -> Result<File> {
+        self.as_path().open(display_path)
+    }
 }
 
 /// Read a whole file into memory.
@@ -157,8 +181,7 @@ pub fn load_csv(path: &Path, display_path: &str, target: &str) -> Result<Dataset
 /// is parsed kills this process with SIGBUS, and a runbook must not die mid-rollback. The
 /// buffer is advised onto huge pages first, which brings the read of a 90 MB file from about
 /// 47 ms (mostly page faults on the fresh buffer) to about 12 ms, close to mapping it.
-fn read_file(path: &Path, display_path: &str) -> Result<Vec<u8>> {
-    let mut file = File::open(path).map_err(|e| Error::io(display_path, "open", e))?;
+fn read_file(mut file: File, display_path: &str) -> Result<Vec<u8>> {
     let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     let mut bytes = Vec::with_capacity(size.saturating_add(1));
     advise_huge_pages(bytes.as_mut_ptr(), bytes.capacity());
@@ -654,11 +677,11 @@ fn parse_cell_slow(
 /// the last is the target. Features are named `x0`..`x{n-1}` unless `feature_names` gives
 /// their names (one per feature column).
 pub fn load_npy_matrix(
-    path: &Path,
+    input: impl Input,
     display_path: &str,
     feature_names: Option<Vec<String>>,
 ) -> Result<Dataset> {
-    let a = read_npy_file(path, display_path)?;
+    let a = read_npy_file(input, display_path)?;
     matrix_dataset(a, display_path, feature_names)
 }
 
@@ -720,9 +743,9 @@ fn matrix_dataset(
 /// Load features and target from two `.npy` files: `x_path` a 2-D matrix (n rows, one
 /// column per feature), `y_path` a vector of n values (or an n×1 matrix). float64 or float32.
 pub fn load_npy_pair(
-    x_path: &Path,
+    x_path: impl Input,
     x_display: &str,
-    y_path: &Path,
+    y_path: impl Input,
     y_display: &str,
     feature_names: Option<Vec<String>>,
 ) -> Result<Dataset> {
@@ -827,8 +850,8 @@ fn feature_names_for(
 /// into a buffer advised onto huge pages. The crate's own reader allocates a buffer this
 /// code cannot advise, and its page faults made loading a 72 MB matrix take about 30 ms
 /// instead of about 12 ms.
-fn read_npy_file(path: &Path, display_path: &str) -> Result<ArrayD<f64>> {
-    let mut file = File::open(path).map_err(|e| Error::io(display_path, "open", e))?;
+fn read_npy_file(input: impl Input, display_path: &str) -> Result<ArrayD<f64>> {
+    let mut file = input.open(display_path)?;
     read_npy(&mut file, display_path)
 }
 

@@ -20,6 +20,7 @@ pub mod xgboost;
 
 pub use data::{
     load_csv, load_npy_matrix, load_npy_pair, parse_csv, parse_npy_matrix, parse_npy_pair, Dataset,
+    Input,
 };
 pub use external::predict_external;
 pub use metrics::{mae, max_abs_error, mse, r2, rmse};

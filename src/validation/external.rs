@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array1;
 
 use crate::error::{Error, Result};
-use crate::validate::data::Dataset;
+use crate::validation::data::Dataset;
 
 /// How much of the end of stderr is kept for the error message.
 const STDERR_TAIL: usize = 2000;
@@ -335,7 +335,7 @@ fn shorten(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::data::parse_csv;
+    use crate::validation::data::parse_csv;
     use std::os::unix::fs::PermissionsExt;
 
     fn data() -> Dataset {

@@ -23,6 +23,8 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+pub mod gitcli;
+
 /// A normalised workspace-relative path: `/`-separated, no `.` or `..`, no trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelPath(String);

@@ -7,16 +7,14 @@
 //! model's feature names are matched against the data's columns by name, so a model is
 //! never silently fed columns in the wrong order; a model without names gets the data's
 //! columns in order, and then their number must match exactly. Other formats go through
-//! [`crate::validate::external`].
-
-use std::path::Path;
+//! [`crate::validation::external`].
 
 use ndarray::Array1;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::validate::data::Dataset;
-use crate::validate::xgboost::{Booster, LearnerJson};
+use crate::validation::data::Dataset;
+use crate::validation::xgboost::{Booster, LearnerJson};
 
 /// A model ready to predict.
 #[derive(Debug, Clone)]
@@ -49,8 +47,10 @@ struct ModelDocument {
 
 impl Model {
     /// Read and parse a model file. See [`Model::from_json_bytes`].
-    pub fn load(path: &Path, display_path: &str) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(display_path, "read", e))?;
+    pub fn load(input: impl crate::validation::data::Input, display_path: &str) -> Result<Model> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut input.open(display_path)?, &mut bytes)
+            .map_err(|e| Error::io(display_path, "read", e))?;
         Model::from_json_bytes(&bytes, display_path)
     }
 
@@ -195,7 +195,7 @@ fn linear_predict(data: &Dataset, weights: &[f64], bias: f64, columns: &[usize])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::data::parse_csv;
+    use crate::validation::data::parse_csv;
 
     const LINEAR: &str = r#"{"type": "linear", "weights": [1.0, 2.0, -1.0], "bias": 0.5, "features": ["a", "b", "c"]}"#;
 

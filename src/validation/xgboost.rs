@@ -26,7 +26,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::validate::data::Dataset;
+use crate::validation::data::Dataset;
 
 /// A parsed XGBoost `gbtree` model, ready to predict.
 #[derive(Debug, Clone)]
@@ -186,7 +186,7 @@ impl Booster {
         Booster::from_learner(doc.learner, display_path)
     }
 
-    /// Build from the `learner` object, already parsed (by [`crate::validate::model`]).
+    /// Build from the `learner` object, already parsed (by [`crate::validation::model`]).
     pub(crate) fn from_learner(learner: LearnerJson, display_path: &str) -> Result<Booster> {
         let unsupported =
             |message: String| Error::invalid(format!("XGBoost model `{display_path}`"), message);
@@ -534,7 +534,7 @@ fn flatten_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::data::load_csv;
+    use crate::validation::data::load_csv;
     use std::path::PathBuf;
 
     fn fixture(case: &str, file: &str) -> PathBuf {
@@ -602,7 +602,7 @@ mod tests {
             text.push_str(&format!("7,{},{y:?}\n", cells.join(",")));
         }
         let shuffled =
-            crate::validate::data::parse_csv(text.as_bytes(), "shuffled.csv", "y").unwrap();
+            crate::validation::data::parse_csv(text.as_bytes(), "shuffled.csv", "y").unwrap();
         let booster = Booster::from_json_bytes(
             &std::fs::read(fixture("regression", "model.json")).unwrap(),
             "m.json",
@@ -622,7 +622,7 @@ mod tests {
         )
         .unwrap();
         let data =
-            crate::validate::data::parse_csv(b"f0,f1,f2,y\n1,2,3,4\n", "d.csv", "y").unwrap();
+            crate::validation::data::parse_csv(b"f0,f1,f2,y\n1,2,3,4\n", "d.csv", "y").unwrap();
         let err = booster.predict(&data).unwrap_err().to_string();
         assert!(
             err.contains("`f3`, `f4`") && err.contains("m.json") && err.contains("d.csv"),
@@ -654,7 +654,7 @@ mod tests {
             };
             text.push_str(&format!("{},{},0\n", cell(r[0]), cell(r[1])));
         }
-        crate::validate::data::parse_csv(text.as_bytes(), "d.csv", "y").unwrap()
+        crate::validation::data::parse_csv(text.as_bytes(), "d.csv", "y").unwrap()
     }
 
     #[test]
@@ -683,7 +683,8 @@ mod tests {
     fn without_names_the_column_count_must_match() {
         let b = Booster::from_json_bytes(stump("reg:squarederror", "0", "").as_bytes(), "s.json")
             .unwrap();
-        let three = crate::validate::data::parse_csv(b"a,b,c,y\n1,2,3,4\n", "d.csv", "y").unwrap();
+        let three =
+            crate::validation::data::parse_csv(b"a,b,c,y\n1,2,3,4\n", "d.csv", "y").unwrap();
         let err = b.predict(&three).unwrap_err().to_string();
         assert!(
             err.contains("trained on 2 features") && err.contains("3 feature columns"),

@@ -1,0 +1,141 @@
+//! `runbook check`: parse and check a runbook without running it, and every module it
+//! imports: header, syntax, and calls to primitives or module functions that do not exist
+//! or get the wrong number of arguments.
+
+use super::{compile, load, location_in, runbooks_dir};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::header::Header;
+use rhai::AST;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub(crate) type FnTable = BTreeMap<String, Vec<usize>>;
+
+/// What `check` found out about a runbook that is fine.
+pub struct Checked {
+    pub header: Header,
+    pub steps: usize,
+}
+
+/// Parse and check a runbook without running it: header, syntax, and calls to primitives
+/// (`family::function`) or imported modules that do not exist.
+pub fn check(path: &Path) -> Result<Checked> {
+    let loaded = load(path)?;
+    let dir = runbooks_dir(path);
+    let mut checker = Checker {
+        known: super::known_functions(),
+        resolver: engine::SandboxedResolver::new(&dir),
+        compiler: engine::compiler(&dir),
+        visited: std::collections::HashSet::new(),
+    };
+    let steps = checker.check_ast(&loaded.ast, &loaded.display, &loaded.text, None)?;
+    Ok(Checked {
+        header: loaded.header,
+        steps,
+    })
+}
+
+/// Walks a script, and every module it imports, for calls that cannot work.
+struct Checker {
+    /// `family -> function -> arities` of the primitives.
+    known: &'static BTreeMap<String, FnTable>,
+    resolver: engine::SandboxedResolver,
+    compiler: rhai::Engine,
+    /// Modules already checked (an import graph may share or repeat them).
+    visited: std::collections::HashSet<PathBuf>,
+}
+
+impl Checker {
+    /// Check one script; `source` is its absolute path when it is an imported module (imports
+    /// inside it resolve relative to it). Returns the number of `step` blocks.
+    fn check_ast(
+        &mut self,
+        ast: &AST,
+        display: &str,
+        text: &str,
+        source: Option<&str>,
+    ) -> Result<usize> {
+        use rhai::{ASTNode, Expr, Stmt};
+        let mut aliases: BTreeMap<String, Option<FnTable>> = BTreeMap::new();
+        let mut imports: Vec<PathBuf> = Vec::new();
+        let mut problems: Vec<(rhai::Position, String)> = Vec::new();
+        let mut steps = 0;
+        ast.walk(&mut |nodes: &[ASTNode]| {
+            match nodes.last() {
+                Some(ASTNode::Stmt(Stmt::Import(x, _))) => {
+                    let (expr, alias) = &**x;
+                    if let Expr::StringConstant(p, pos) = expr {
+                        match self.resolver.locate(source, p) {
+                            Ok(file) => {
+                                let fns = self.compiler.compile_file(file.clone()).ok().map(|m| {
+                                    let mut t = FnTable::new();
+                                    for f in m.iter_functions() {
+                                        t.entry(f.name.to_string()).or_default().push(f.params.len());
+                                    }
+                                    t
+                                });
+                                aliases.insert(alias.name.to_string(), fns);
+                                imports.push(file);
+                            }
+                            Err(msg) => problems.push((*pos, msg)),
+                        }
+                    }
+                }
+                Some(ASTNode::Expr(Expr::Custom(c, _))) if c.tokens.first().is_some_and(|t| t == "step") => steps += 1,
+                Some(ASTNode::Expr(Expr::FnCall(call, pos))) | Some(ASTNode::Stmt(Stmt::FnCall(call, pos)))
+                    if !call.namespace.is_empty() =>
+                {
+                    let module = call.namespace.root().to_string();
+                    let name = call.name.to_string();
+                    let arity = call.args.len();
+                    let table = self.known.get(&module).or_else(|| aliases.get(&module).and_then(Option::as_ref));
+                    match table {
+                        Some(fns) => match fns.get(&name) {
+                            Some(arities) if arities.contains(&arity) => {}
+                            Some(arities) => problems.push((
+                                *pos,
+                                format!("`{module}::{name}` takes {} argument(s), not {arity}", join_arities(arities)),
+                            )),
+                            None => problems.push((*pos, format!("there is no primitive `{module}::{name}`; `runbook docs` lists them"))),
+                        },
+                        None if aliases.contains_key(&module) => {}
+                        None => problems.push((
+                            *pos,
+                            format!("unknown module `{module}` in `{module}::{name}`; `runbook docs` lists the primitive families"),
+                        )),
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+        if let Some((pos, message)) = problems.into_iter().next() {
+            let line = pos.line().unwrap_or(1);
+            return Err(Error::Compile {
+                location: location_in(display, text, line, pos.position().unwrap_or(1)),
+                message,
+            });
+        }
+        // Then the imported modules themselves: a typo in `runbooks/lib/` is as fatal as one
+        // in the runbook, and would otherwise surface only mid-incident.
+        for file in imports {
+            if !self.visited.insert(file.clone()) {
+                continue;
+            }
+            let shown = file.display().to_string();
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| Error::io(shown.clone(), "read", e))?;
+            let ast = compile(&self.compiler, &shown, &text)?;
+            self.check_ast(&ast, &shown, &text, Some(&shown))?;
+        }
+        Ok(steps)
+    }
+}
+
+fn join_arities(a: &[usize]) -> String {
+    let mut v: Vec<String> = a.iter().map(usize::to_string).collect();
+    v.sort();
+    v.dedup();
+    v.join(" or ")
+}
