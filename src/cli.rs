@@ -3,7 +3,7 @@
 
 use crate::effects::Durability;
 use crate::error::{Error, Result};
-use crate::journal::Console;
+use crate::effects::Console;
 use crate::runner::{self, RunOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -131,6 +131,9 @@ enum TrashAction {
         /// Purge the trash of every run.
         #[arg(long)]
         all: bool,
+        /// Purge the runs older than this (by the time in their run id): `7d`, `12h`, `30m`.
+        #[arg(long, value_name = "DURATION", value_parser = crate::runner::parse_duration)]
+        older_than: Option<std::time::Duration>,
     },
 }
 
@@ -271,13 +274,16 @@ fn dispatch(command: Command) -> Result<i32> {
             no_run,
         ),
         Command::Trash { action, workspace } => match action {
-            TrashAction::List => crate::trash::list(&workspace).map(|_| 0),
+            TrashAction::List => crate::effects::trash::list(&workspace).map(|_| 0),
             TrashAction::Restore { run_id, paths } => {
-                crate::trash::restore(&workspace, &run_id, &paths).map(|_| 0)
+                crate::effects::trash::restore(&workspace, &run_id, &paths).map(|_| 0)
             }
-            TrashAction::Purge { run_id, all } => {
-                crate::trash::purge(&workspace, run_id.as_deref(), all).map(|_| 0)
-            }
+            TrashAction::Purge {
+                run_id,
+                all,
+                older_than,
+            } => crate::effects::trash::purge(&workspace, run_id.as_deref(), all, older_than)
+                .map(|_| 0),
         },
     }
 }

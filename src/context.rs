@@ -1,12 +1,12 @@
-//! The state one run shares between the engine and every primitive: the workspace (through
-//! its effect layer), the journal, the run's clock, and caches of parsed files.
+//! The state one run shares between the engine and every primitive: the workspace (the
+//! effect door, which holds the journal), the run's clock and its deadline.
 //!
-//! Primitives hold an `Rc<RunContext>`; a run is single-threaded, so interior mutability
-//! through `RefCell` is enough and nothing here needs to be `Send`.
+//! Per-family state (the registry store and its cache, loaded datasets, the git model)
+//! lives with its family, not here. Primitives hold an `Rc<RunContext>`; a run is
+//! single-threaded, so interior mutability through `Cell`/`RefCell` is enough.
 
-use crate::effects::Workspace;
+use crate::effects::{Journal, Workspace};
 use crate::error::Error;
-use crate::journal::Journal;
 use chrono::{DateTime, Utc};
 use rhai::{Dynamic, EvalAltResult, Position};
 use std::cell::{Cell, RefCell};
@@ -15,15 +15,10 @@ use std::time::{Duration, Instant};
 
 pub struct RunContext {
     pub ws: Workspace,
-    pub journal: Journal,
     pub started: DateTime<Utc>,
     /// A fatal error (sandbox violation) that scripts must not catch, kept here while Rhai
     /// unwinds with an uncatchable termination.
     fatal: RefCell<Option<Error>>,
-    /// The parsed registry, reused while nothing has changed the workspace since.
-    pub registry_cache: RefCell<Option<crate::primitives::registry::Cached>>,
-    /// Validation datasets loaded in this run, reused while their files are unchanged.
-    pub datasets: RefCell<crate::primitives::validate::DatasetCache>,
     /// When the run must end (`--timeout`). The engine stops scripts at it by itself;
     /// primitives that wait on something outside (a predictor command) bound their waits
     /// with it, since the engine cannot interrupt them.
@@ -36,16 +31,17 @@ pub type Ctx = Rc<RunContext>;
 pub const FATAL_TOKEN: &str = "runbook:fatal";
 
 impl RunContext {
-    pub fn new(ws: Workspace, journal: Journal) -> Ctx {
+    pub fn new(ws: Workspace) -> Ctx {
         Rc::new(RunContext {
             ws,
-            journal,
             started: Utc::now(),
             fatal: RefCell::new(None),
-            registry_cache: RefCell::new(None),
-            datasets: RefCell::new(Default::default()),
             deadline: Cell::new(None),
         })
+    }
+
+    pub fn journal(&self) -> &Journal {
+        self.ws.journal()
     }
 
     pub fn set_deadline(&self, deadline: Option<Instant>) {

@@ -8,7 +8,7 @@
 //! runbooks. Data is generated from a fixed seed, so every demo is the same.
 
 use crate::error::{Error, Result};
-use crate::journal::Console;
+use crate::effects::Console;
 use crate::runner::{self, RunOptions};
 use serde_json::json;
 use std::fs;

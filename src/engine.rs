@@ -7,7 +7,7 @@
 //! differ between debug and release builds.
 
 use crate::context::{Ctx, FATAL_TOKEN};
-use crate::journal::Status;
+use crate::effects::Status;
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
 use std::path::{Path, PathBuf};
@@ -68,9 +68,9 @@ fn base(runbooks_dir: &Path) -> Engine {
 pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Engine {
     let mut engine = base(runbooks_dir);
     let c = ctx.clone();
-    engine.on_print(move |text| c.journal.message("info", text));
+    engine.on_print(move |text| c.journal().message("info", text));
     let c = ctx.clone();
-    engine.on_debug(move |text, _source, _pos| c.journal.message("debug", text));
+    engine.on_debug(move |text, _source, _pos| c.journal().message("debug", text));
     engine.on_progress(move |ops| {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Some(Dynamic::from(INTERRUPT_TOKEN));
@@ -96,15 +96,15 @@ pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Eng
                     Ok(s) => s.to_string(),
                     Err(_) => name.to_string(),
                 };
-                c.journal.step_start(&name);
+                c.journal().step_start(&name);
                 let result = context.eval_expression_tree(&inputs[1]);
                 match &result {
-                    Ok(_) => c.journal.step_end(Status::Ok, None),
+                    Ok(_) => c.journal().step_end(Status::Ok, None),
                     // `return` inside a step unwinds as a pseudo-error: the step itself succeeded.
-                    Err(e) if e.is_pseudo_error() => c.journal.step_end(Status::Ok, None),
+                    Err(e) if e.is_pseudo_error() => c.journal().step_end(Status::Ok, None),
                     Err(e) => {
                         let (status, message) = classify(e);
-                        c.journal.step_end(status, Some(&message));
+                        c.journal().step_end(status, Some(&message));
                     }
                 }
                 result

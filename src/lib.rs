@@ -3,8 +3,8 @@
 //! The host registers primitives (model registry, filesystem, git, processes, validation)
 //! into an embedded Rhai engine and runs a runbook step by step, logging every step and every
 //! action to `.runbook/runs/<run-id>.jsonl`. Every change to the workspace goes through one
-//! effect layer ([`effects`]), which in a dry run records the change in an in-memory overlay
-//! instead of applying it. See `ARCHITECTURE.md` for the map of the code and its invariants.
+//! door ([`effects::Workspace::perform`]), which performs it in a real run, simulates it in
+//! an in-memory overlay in a dry run, and journals it either way. See `ARCHITECTURE.md` for the map of the code and its invariants.
 //!
 //! Embedding: build a [`runner::RunOptions`] and call [`runner::run`].
 
@@ -16,10 +16,9 @@ pub mod effects;
 pub mod engine;
 pub mod error;
 pub mod header;
-pub mod journal;
 pub mod primitives;
+pub mod registry;
 pub mod runner;
-pub mod trash;
 pub mod validation;
 
 pub use error::{Error, Result};

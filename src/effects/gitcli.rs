@@ -12,9 +12,10 @@
 //! directory, even when it is a subdirectory of a larger repository, and are taken literally
 //! (`GIT_LITERAL_PATHSPECS=1`): `*.py` names a file called `*.py`, not a glob.
 //!
-//! This module never decides whether a change is allowed or what a dry run does; the `git::`
-//! primitives (`src/primitives/git.rs`) do that, and call [`Repo::checkout_changes`] to show
-//! what a dry run would have changed.
+//! This module never decides whether a change is allowed or what a dry run does: the git
+//! effects (`effects/git.rs`) do, and only they can call the commands that change the
+//! repository (`checkout`, `add`, `commit`, `tag_annotated`, `apply_patch` are private to the
+//! effect layer).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -301,6 +302,14 @@ impl Repo {
         })
     }
 
+    /// The staged content of `path` (the index entry), or `None` when the index has none.
+    pub fn show_staged(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let object = format!(":./{}", path.trim_start_matches("./"));
+        let args = ["cat-file", "--filters", object.as_str()];
+        let output = self.output(&args, None)?;
+        Ok(output.status.success().then_some(output.stdout))
+    }
+
     /// The files under `paths` in `rev` (all files under the work directory when `paths` is
     /// empty), relative to the work directory.
     pub fn files_at<S: AsRef<str>>(&self, rev: &str, paths: &[S]) -> Result<Vec<String>> {
@@ -416,7 +425,7 @@ impl Repo {
     /// `git checkout REV -- PATHS`: write the files under `paths` as they are in `rev` into the
     /// index and the work tree. Files only in the work tree are left alone; uncommitted
     /// changes to the others are overwritten (see [`Repo::checkout_changes`]).
-    pub fn checkout<S: AsRef<str>>(&self, rev: &str, paths: &[S]) -> Result<()> {
+    pub(in crate::effects) fn checkout<S: AsRef<str>>(&self, rev: &str, paths: &[S]) -> Result<()> {
         let paths = checkout_paths(paths)?;
         let commit = self.resolve(rev)?;
         self.require_paths_in(rev, &commit, &paths)?;
@@ -429,7 +438,7 @@ impl Repo {
 
     /// `git add -A -- PATHS`: stage new, modified and deleted files under `paths`, or
     /// everything in the work directory (`git add -A .`) when `paths` is empty.
-    pub fn add<S: AsRef<str>>(&self, paths: &[S]) -> Result<()> {
+    pub(in crate::effects) fn add<S: AsRef<str>>(&self, paths: &[S]) -> Result<()> {
         let mut args = vec!["add", "-A", "--"];
         if paths.is_empty() {
             // A bare `git add -A` in a subdirectory would stage the whole repository, reaching
@@ -445,7 +454,7 @@ impl Repo {
     ///
     /// Fails when nothing is staged and when git does not know the user's name and e-mail.
     /// The repository's hooks run as they would for `git commit`.
-    pub fn commit(&self, message: &str) -> Result<String> {
+    pub(in crate::effects) fn commit(&self, message: &str) -> Result<String> {
         if message.trim().is_empty() {
             return Err(Error::invalid(
                 "commit message",
@@ -475,7 +484,7 @@ impl Repo {
     }
 
     /// `git tag -a NAME -m MESSAGE` on `HEAD`. Fails when the tag exists already.
-    pub fn tag_annotated(&self, name: &str, message: &str) -> Result<()> {
+    pub(in crate::effects) fn tag_annotated(&self, name: &str, message: &str) -> Result<()> {
         self.check_new_tag(name)?;
         if message.trim().is_empty() {
             return Err(Error::invalid(
@@ -558,7 +567,9 @@ impl Repo {
 
     /// Apply a patch made by [`Repo::diff_patch`] to the work tree (`git apply`). An empty
     /// patch changes nothing.
-    pub fn apply_patch(&self, patch: &[u8]) -> Result<()> {
+    // Undo of a checkout applies the saved patch; until `runbook undo` lands only the tests do.
+    #[allow(dead_code)]
+    pub(in crate::effects) fn apply_patch(&self, patch: &[u8]) -> Result<()> {
         if patch.is_empty() {
             return Ok(());
         }

@@ -17,9 +17,8 @@
 use super::{json_to_dynamic, Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
 use crate::document;
-use crate::effects::RelPath;
+use crate::effects::{Effect, Record, RelPath};
 use crate::error::{Error, Result};
-use crate::journal::ActionKind;
 use rhai::{Array, Dynamic, NativeCallContext};
 use serde_json::{json, Value};
 
@@ -139,30 +138,28 @@ fn write_document(
 ) -> Result<String> {
     let existed = ctx.ws.exists(rel);
     if existed && ctx.ws.read(rel)?[..] == *text.as_bytes() {
-        ctx.journal.action(
-            ActionKind::Check,
+        ctx.ws.check(Record::new(
             op,
             args,
-            &format!("`{rel}` already has this content; left as it is"),
-            None,
-        );
+            format!("`{rel}` already has this content; left as it is"),
+        ));
         return Ok(String::new());
     }
     let diff = diff_against(ctx, rel, text)?;
     let (added, removed) = line_counts(&current_text(ctx, rel)?, text);
-    let kept = ctx.ws.write(rel, text.as_bytes())?;
-    let kept_note = match &kept {
-        Some(t) => format!("; old content kept at `{t}`"),
-        None => String::new(),
-    };
     let what = if existed { "" } else { "new file, " };
-    ctx.journal.action(
-        ActionKind::FileWritten,
-        op,
-        args,
-        &format!("{verb} ({what}+{added} -{removed} lines{kept_note})"),
-        Some(json!({"diff": diff, "previous_kept_at": kept.map(|t| t.as_str().to_string())})),
-    );
+    let effect = Effect::Write {
+        path: rel.clone(),
+        bytes: text.as_bytes().to_vec(),
+    };
+    ctx.ws.perform(effect, |out| {
+        let kept_note = match &out.kept {
+            Some(t) => format!("; old content kept at `{t}`"),
+            None => String::new(),
+        };
+        Record::new(op, args, format!("{verb} ({what}+{added} -{removed} lines{kept_note})"))
+            .with_result(json!({"diff": &diff, "previous_kept_at": out.kept.as_ref().map(|t| t.as_str().to_string())}))
+    })?;
     Ok(diff)
 }
 
@@ -242,12 +239,9 @@ fn check_training_config(ctx: &RunContext, path: &str) -> Result<Vec<String>> {
             problems.join("; ")
         )
     };
-    ctx.journal.action(
-        ActionKind::Check,
-        "config.check_training_config",
-        json!({"path": rel.as_str()}),
-        &summary,
-        Some(json!({"problems": problems})),
+    ctx.ws.check(
+        Record::new("config.check_training_config", json!({"path": rel.as_str()}), summary)
+            .with_result(json!({"problems": problems})),
     );
     Ok(problems)
 }

@@ -8,9 +8,8 @@
 
 use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::{RelPath, WalkFilter};
+use crate::effects::{Effect, Record, RelPath, WalkFilter};
 use crate::error::{Error, Result};
-use crate::journal::ActionKind;
 use rhai::{Array, Dynamic, NativeCallContext};
 use serde_json::json;
 
@@ -93,19 +92,23 @@ fn backup(ctx: &RunContext, src: &str, dest_dir: &str) -> Result<String> {
     }
     let is_dir = ctx.ws.is_dir(&src);
     let dst = backup_destination(ctx, &src, dest_dir, is_dir)?;
-    let count = ctx.ws.copy(&src, &dst)?;
-    let what = if is_dir {
-        format!("`{src}/` ({count} files)")
-    } else {
-        format!("`{src}`")
+    let effect = Effect::Copy {
+        src: src.clone(),
+        dst: dst.clone(),
     };
-    ctx.journal.action(
-        ActionKind::FileWritten,
-        "fs.backup",
-        json!({"src": src.as_str(), "dst": dst.as_str(), "files": count}),
-        &format!("back up {what} to `{dst}`"),
-        None,
-    );
+    ctx.ws.perform(effect, |out| {
+        let count = out.files;
+        let what = if is_dir {
+            format!("`{src}/` ({count} files)")
+        } else {
+            format!("`{src}`")
+        };
+        Record::new(
+            "fs.backup",
+            json!({"src": src.as_str(), "dst": dst.as_str(), "files": count}),
+            format!("back up {what} to `{dst}`"),
+        )
+    })?;
     Ok(dst.as_str().to_string())
 }
 
@@ -152,18 +155,18 @@ pub fn family(ctx: &Ctx) -> Family {
         "Write a text file atomically (temp file, then rename), creating parent directories. An existing file's old content is kept in the trash.\n```rhai\nfs::write(\"backup_timestamp.txt\", timestamp());\n```",
         move |call: NativeCallContext, path: &str, text: &str| -> RhaiResult<()> {
             let rel = c.ws.resolve_writable(path).map_err(|e| c.fail_at(&call, e))?;
-            let kept = c.ws.write(&rel, text.as_bytes()).map_err(|e| c.fail_at(&call, e))?;
-            let summary = match &kept {
-                Some(t) => format!("write `{rel}` ({} bytes; old content kept at `{t}`)", text.len()),
-                None => format!("write `{rel}` ({} bytes)", text.len()),
-            };
-            c.journal.action(
-                ActionKind::FileWritten,
-                "fs.write",
-                json!({"path": rel.as_str(), "bytes": text.len(), "previous_kept_at": kept.map(|t| t.as_str().to_string())}),
-                &summary,
-                None,
-            );
+            let effect = Effect::Write { path: rel.clone(), bytes: text.as_bytes().to_vec() };
+            c.ws.perform(effect, |out| {
+                let summary = match &out.kept {
+                    Some(t) => format!("write `{rel}` ({} bytes; old content kept at `{t}`)", text.len()),
+                    None => format!("write `{rel}` ({} bytes)", text.len()),
+                };
+                Record::new(
+                    "fs.write",
+                    json!({"path": rel.as_str(), "bytes": text.len(), "previous_kept_at": out.kept.as_ref().map(|t| t.as_str().to_string())}),
+                    summary,
+                )
+            }).map_err(|e| c.fail_at(&call, e))?;
             Ok(())
         },
     );
@@ -205,15 +208,11 @@ pub fn family(ctx: &Ctx) -> Family {
         move |call: NativeCallContext, src: &str, dst: &str| -> RhaiResult<i64> {
             let s = c.ws.resolve(src).map_err(|e| c.fail_at(&call, e))?;
             let d = c.ws.resolve_writable(dst).map_err(|e| c.fail_at(&call, e))?;
-            let n = c.ws.copy(&s, &d).map_err(|e| c.fail_at(&call, e))?;
-            c.journal.action(
-                ActionKind::FileWritten,
-                "fs.copy",
-                json!({"src": s.as_str(), "dst": d.as_str(), "files": n}),
-                &format!("copy `{s}` to `{d}` ({n} file(s))"),
-                None,
-            );
-            Ok(n as i64)
+            let out = c.ws.perform(Effect::Copy { src: s.clone(), dst: d.clone() }, |out| {
+                let n = out.files;
+                Record::new("fs.copy", json!({"src": s.as_str(), "dst": d.as_str(), "files": n}), format!("copy `{s}` to `{d}` ({n} file(s))"))
+            }).map_err(|e| c.fail_at(&call, e))?;
+            Ok(out.files as i64)
         },
     );
     let c = ctx.clone();
@@ -236,10 +235,11 @@ pub fn family(ctx: &Ctx) -> Family {
         &["src: &str", "dst: &str", "()"],
         "Move (rename) a file or directory; the destination must not exist.\n```rhai\nfs::move(\"models/sl_model_v6.json\", \"models/quarantine/sl_model_v6.json\");\n```",
         move |call: NativeCallContext, src: &str, dst: &str| -> RhaiResult<()> {
-            let s = c.ws.resolve_writable(src).map_err(|e| c.fail_at(&call, e))?;
-            let d = c.ws.resolve_writable(dst).map_err(|e| c.fail_at(&call, e))?;
-            c.ws.rename(&s, &d).map_err(|e| c.fail_at(&call, e))?;
-            c.journal.action(ActionKind::FileMoved, "fs.move", json!({"src": s.as_str(), "dst": d.as_str()}), &format!("move `{s}` to `{d}`"), None);
+            let s = c.ws.resolve_entry(src).map_err(|e| c.fail_at(&call, e))?;
+            let d = c.ws.resolve_entry(dst).map_err(|e| c.fail_at(&call, e))?;
+            c.ws.perform(Effect::Move { src: s.clone(), dst: d.clone() }, |_| {
+                Record::new("fs.move", json!({"src": s.as_str(), "dst": d.as_str()}), format!("move `{s}` to `{d}`"))
+            }).map_err(|e| c.fail_at(&call, e))?;
             Ok(())
         },
     );
@@ -250,11 +250,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "Make a directory and its parents. Returns false when it already existed.\n```rhai\nfs::mkdir(\"backups\");\n```",
         move |call: NativeCallContext, path: &str| -> RhaiResult<bool> {
             let rel = c.ws.resolve_writable(path).map_err(|e| c.fail_at(&call, e))?;
-            let made = c.ws.mkdir(&rel).map_err(|e| c.fail_at(&call, e))?;
-            if made {
-                c.journal.action(ActionKind::FileWritten, "fs.mkdir", json!({"path": rel.as_str()}), &format!("create directory `{rel}`"), None);
-            }
-            Ok(made)
+            let out = c.ws.perform(Effect::Mkdir { path: rel.clone() }, |_| {
+                Record::new("fs.mkdir", json!({"path": rel.as_str()}), format!("create directory `{rel}`"))
+            }).map_err(|e| c.fail_at(&call, e))?;
+            Ok(out.made)
         },
     );
     let c = ctx.clone();
@@ -263,16 +262,12 @@ pub fn family(ctx: &Ctx) -> Family {
         &["path: &str", "String"],
         "Remove a file or directory by moving it to `.runbook/trash/<run-id>/<path>`, where `runbook trash restore` can bring it back. Returns the trash path.\n```rhai\nfor p in fs::glob(\"models/sl_model_v5*\") { fs::remove(p); }\n```",
         move |call: NativeCallContext, path: &str| -> RhaiResult<String> {
-            let rel = c.ws.resolve_writable(path).map_err(|e| c.fail_at(&call, e))?;
-            let trash = c.ws.remove(&rel).map_err(|e| c.fail_at(&call, e))?;
-            c.journal.action(
-                ActionKind::FileRemoved,
-                "fs.remove",
-                json!({"path": rel.as_str(), "trash": trash.as_str()}),
-                &format!("remove `{rel}` (kept at `{trash}`)"),
-                None,
-            );
-            Ok(trash.as_str().to_string())
+            let rel = c.ws.resolve_entry(path).map_err(|e| c.fail_at(&call, e))?;
+            let out = c.ws.perform(Effect::Remove { path: rel.clone() }, |out| {
+                let trash = out.kept.as_ref().map(|t| t.as_str()).unwrap_or_default();
+                Record::new("fs.remove", json!({"path": rel.as_str(), "trash": trash}), format!("remove `{rel}` (kept at `{trash}`)"))
+            }).map_err(|e| c.fail_at(&call, e))?;
+            Ok(out.kept.map(|t| t.as_str().to_string()).unwrap_or_default())
         },
     );
     f

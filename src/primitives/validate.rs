@@ -22,20 +22,17 @@
 
 use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::{Content, RelPath, Stamp};
+use crate::effects::{Record, RelPath, Source, Stamp};
 use crate::error::{Error, Result};
-use crate::journal::ActionKind;
 use crate::validation::{self as core, Dataset, Model};
 use ndarray::Array1;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext, INT};
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// The training configuration that may set `validation.mse_threshold`.
-pub const CONFIG_PATH: &str = "configs/sl/training_configs.yaml";
 /// The plan's MSE limit (§3.1.3: `assert mse < 0.1`), when nothing else sets one.
 pub const DEFAULT_MSE_THRESHOLD: f64 = 0.1;
 /// The CSV column holding the target, unless a script names another.
@@ -44,6 +41,29 @@ pub const DEFAULT_TARGET: &str = "y";
 pub const DEFAULT_EXTERNAL_TIMEOUT_SECS: f64 = 300.0;
 /// The metrics `validate::metrics` computes, in the order they are reported.
 pub const METRICS: [&str; 5] = ["mse", "rmse", "mae", "r2", "max_abs_error"];
+
+/// Record a check in the run log (validation only reads, so everything it logs is a check).
+fn check(ctx: &RunContext, op: &str, args: serde_json::Value, summary: &str, result: Option<serde_json::Value>) {
+    let record = Record::new(op, args, summary);
+    ctx.ws.check(match result {
+        Some(r) => record.with_result(r),
+        None => record,
+    });
+}
+
+/// The validation family's state: the run, and the datasets it loaded. Dereferences to the
+/// run's context, so the functions below read `ctx.ws` as everywhere else.
+pub struct Validation {
+    ctx: Ctx,
+    datasets: std::cell::RefCell<DatasetCache>,
+}
+
+impl std::ops::Deref for Validation {
+    type Target = RunContext;
+    fn deref(&self) -> &RunContext {
+        &self.ctx
+    }
+}
 
 // ----- the script-visible types ------------------------------------------------------------
 
@@ -113,7 +133,7 @@ impl DataKey {
 }
 
 /// Datasets loaded in this run, kept while their files are unchanged. Lives in the
-/// [`RunContext`]; a run is short, so entries are never evicted, only replaced when their
+/// [`Validation`] family state; a run is short, so entries are never evicted, only replaced when their
 /// file changes.
 #[derive(Default)]
 pub struct DatasetCache {
@@ -122,7 +142,7 @@ pub struct DatasetCache {
 
 /// The dataset for `key`, from the cache when its files are unchanged (then `true`), else
 /// loaded from what the run sees: the disk, or the dry-run overlay.
-fn load_data(ctx: &RunContext, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
+fn load_data(ctx: &Validation, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
     let files = key.files();
     let contents = files
         .iter()
@@ -132,33 +152,47 @@ fn load_data(ctx: &RunContext, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
     let stamps = contents
         .iter()
         .zip(&files)
-        .map(|(c, f)| Stamp::of(c, f))
+        .map(|(c, _)| ctx.ws.stamp(c))
         .collect::<Result<Vec<_>>>()?;
     if let Some((cached_stamps, data)) = ctx.datasets.borrow().entries.get(&key) {
         if *cached_stamps == stamps {
             return Ok((data.clone(), true));
         }
     }
-    let data = match (&key, contents.as_slice()) {
-        (DataKey::Csv { path, target }, [Content::Disk(abs)]) => {
-            core::load_csv(abs, path.as_str(), target)?
+    let sources = contents
+        .iter()
+        .map(|c| ctx.ws.open_content(c))
+        .collect::<Result<Vec<_>>>()?;
+    let data = match (&key, sources) {
+        (DataKey::Csv { path, target }, mut s) if s.len() == 1 => match s.remove(0) {
+            Source::File(f) => core::load_csv(f, path.as_str(), target)?,
+            Source::Bytes(b) => core::parse_csv(&b, path.as_str(), target)?,
+        },
+        (DataKey::NpyMatrix(path), mut s) if s.len() == 1 => match s.remove(0) {
+            Source::File(f) => core::load_npy_matrix(f, path.as_str(), None)?,
+            Source::Bytes(b) => core::parse_npy_matrix(&b, path.as_str(), None)?,
+        },
+        (DataKey::NpyPair { x, y }, s) if s.len() == 2 => {
+            let mut it = s.into_iter();
+            match (it.next(), it.next()) {
+                (Some(Source::File(xf)), Some(Source::File(yf))) => {
+                    core::load_npy_pair(xf, x.as_str(), yf, y.as_str(), None)?
+                }
+                _ => core::parse_npy_pair(
+                    &ctx.ws.bytes(&contents[0])?,
+                    x.as_str(),
+                    &ctx.ws.bytes(&contents[1])?,
+                    y.as_str(),
+                    None,
+                )?,
+            }
         }
-        (DataKey::Csv { path, target }, [Content::Bytes(b)]) => {
-            core::parse_csv(b, path.as_str(), target)?
+        _ => {
+            return Err(Error::invalid(
+                "validation data",
+                "a data key has one file per part; this is a bug in runbook",
+            ))
         }
-        (DataKey::NpyMatrix(path), [Content::Disk(abs)]) => {
-            core::load_npy_matrix(abs, path.as_str(), None)?
-        }
-        (DataKey::NpyMatrix(path), [Content::Bytes(b)]) => {
-            core::parse_npy_matrix(b, path.as_str(), None)?
-        }
-        (DataKey::NpyPair { x, y }, [Content::Disk(xa), Content::Disk(ya)]) => {
-            core::load_npy_pair(xa, x.as_str(), ya, y.as_str(), None)?
-        }
-        (DataKey::NpyPair { x, y }, [xc, yc]) => {
-            core::parse_npy_pair(&xc.bytes(x)?, x.as_str(), &yc.bytes(y)?, y.as_str(), None)?
-        }
-        _ => unreachable!("a data key has one content per file"),
     };
     let data = Rc::new(data);
     ctx.datasets
@@ -169,7 +203,7 @@ fn load_data(ctx: &RunContext, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
 }
 
 /// Load (or reuse) a dataset for a script and log it as a check.
-fn load_logged(ctx: &RunContext, key: DataKey) -> Result<DataRef> {
+fn load_logged(ctx: &Validation, key: DataKey) -> Result<DataRef> {
     let (data, cached) = load_data(ctx, key.clone())?;
     let (args, what) = match &key {
         DataKey::Csv { path, target } => (
@@ -187,8 +221,8 @@ fn load_logged(ctx: &RunContext, key: DataKey) -> Result<DataRef> {
     } else {
         format!("{} rows, {} features", data.n_rows(), data.n_features())
     };
-    ctx.journal.action(
-        ActionKind::Check,
+    check(
+        ctx,
         "validate.load",
         args,
         &format!("load {what} ({detail})"),
@@ -198,7 +232,7 @@ fn load_logged(ctx: &RunContext, key: DataKey) -> Result<DataRef> {
 }
 
 /// The cache key for data at `path`: a `.npy` matrix by its extension, CSV otherwise.
-fn key_for(ctx: &RunContext, path: &str, target: &str) -> Result<DataKey> {
+fn key_for(ctx: &Validation, path: &str, target: &str) -> Result<DataKey> {
     let rel = ctx.ws.resolve(path)?;
     if rel.as_str().ends_with(".npy") {
         if target != DEFAULT_TARGET {
@@ -217,17 +251,18 @@ fn key_for(ctx: &RunContext, path: &str, target: &str) -> Result<DataKey> {
 
 // ----- models and predictions ---------------------------------------------------------------
 
-fn load_model(ctx: &RunContext, path: &str) -> Result<ModelRef> {
+fn load_model(ctx: &Validation, path: &str) -> Result<ModelRef> {
     let rel = ctx.ws.resolve(path)?;
-    let model = match ctx.ws.content(&rel)? {
-        Content::Disk(abs) => Model::load(&abs, rel.as_str())?,
-        Content::Bytes(b) => Model::from_json_bytes(&b, rel.as_str())?,
+    let content = ctx.ws.content(&rel)?;
+    let model = match ctx.ws.open_content(&content)? {
+        Source::File(f) => Model::load(f, rel.as_str())?,
+        Source::Bytes(b) => Model::from_json_bytes(&b, rel.as_str())?,
     };
     Ok(ModelRef(Rc::new(ModelSpec::Native { model, path: rel })))
 }
 
 fn external_model(
-    ctx: &RunContext,
+    ctx: &Validation,
     command: Array,
     path: &str,
     timeout_secs: f64,
@@ -255,7 +290,7 @@ fn external_model(
     // models); a bare name is looked up on PATH, an absolute path is taken as it is.
     if program.contains('/') && !Path::new(program.as_str()).is_absolute() {
         let rel = ctx.ws.resolve(program)?;
-        *program = ctx.ws.abs(&rel).display().to_string();
+        *program = ctx.ws.path_for_child(&rel).display().to_string();
     }
     if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
         return Err(Error::invalid(
@@ -278,33 +313,7 @@ fn external_model(
     })))
 }
 
-/// `.runbook/tmp/<run-id>/`, made on first use and removed (with everything in it) on drop.
-/// Created directly rather than through the effect layer: like the run log, it is runbook's
-/// own bookkeeping, and it must exist on disk for the predictor even in a dry run.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn create(ctx: &RunContext) -> Result<Scratch> {
-        let dir = ctx.ws.root().join(".runbook/tmp").join(ctx.ws.run_id());
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(dir.display().to_string(), "create the scratch directory", e))?;
-        Ok(Scratch { dir })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        // `.runbook/tmp` itself goes too unless another run is using it.
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
-}
-
-fn predict(ctx: &RunContext, model: &ModelRef, data: &DataRef) -> Result<Predictions> {
+fn predict(ctx: &Validation, model: &ModelRef, data: &DataRef) -> Result<Predictions> {
     let values = match &*model.0 {
         ModelSpec::Native { model, .. } => model.predict(&data.0)?,
         ModelSpec::External {
@@ -312,32 +321,28 @@ fn predict(ctx: &RunContext, model: &ModelRef, data: &DataRef) -> Result<Predict
             path,
             timeout,
         } => {
-            let scratch = Scratch::create(ctx)?;
+            let scratch = ctx.ws.scratch()?;
             // The predictor reads the model file the run sees: in a dry run that may be a
             // simulated copy, which is written to the scratch directory under its own name
             // (predictors often dispatch on the extension).
-            let model_file = match ctx.ws.content(path)? {
-                Content::Disk(abs) => abs,
-                Content::Bytes(b) => {
-                    let copy = scratch.dir.join(path.file_name());
-                    std::fs::write(&copy, &b)
-                        .map_err(|e| Error::io(copy.display().to_string(), "write", e))?;
-                    copy
-                }
+            let content = ctx.ws.content(path)?;
+            let model_file = match ctx.ws.open_content(&content)? {
+                Source::File(_) => ctx.ws.path_for_child(path),
+                Source::Bytes(b) => scratch.write(path.file_name(), &b)?,
             };
             let started = Instant::now();
             let values = core::predict_external(
                 command,
                 &model_file,
                 &data.0,
-                &scratch.dir,
-                Some(ctx.ws.root()),
+                &scratch.abs(),
+                Some(ctx.ws.display_root()),
                 // The run's `--timeout` cannot interrupt a wait inside a primitive.
                 ctx.bounded(*timeout),
             )?;
             let seconds = started.elapsed().as_secs_f64();
-            ctx.journal.action(
-                ActionKind::Check,
+            check(
+                ctx,
                 "validate.predict",
                 json!({"command": command, "model": path.as_str(), "data": data.0.source, "rows": data.0.n_rows()}),
                 &format!(
@@ -385,11 +390,11 @@ fn metric_fn(name: &str) -> fn(ndarray::ArrayView1<f64>, ndarray::ArrayView1<f64
 }
 
 /// One metric, logged as one check action.
-fn metric(ctx: &RunContext, name: &str, data: &DataRef, predictions: &Predictions) -> Result<f64> {
+fn metric(ctx: &Validation, name: &str, data: &DataRef, predictions: &Predictions) -> Result<f64> {
     check_pairing(&data.0, predictions)?;
     let value = metric_fn(name)(data.0.y.view(), predictions.values.view())?;
-    ctx.journal.action(
-        ActionKind::Check,
+    check(
+        ctx,
         &format!("validate.{name}"),
         json!({"model": predictions.model, "data": data.0.source, "rows": data.0.n_rows()}),
         &format!(
@@ -445,12 +450,12 @@ fn metrics_text(values: &[(&str, f64)]) -> String {
         .join(", ")
 }
 
-fn metrics(ctx: &RunContext, data: &DataRef, predictions: &Predictions) -> Result<Map> {
+fn metrics(ctx: &Validation, data: &DataRef, predictions: &Predictions) -> Result<Map> {
     check_pairing(&data.0, predictions)?;
     let values = all_metrics(&data.0, &predictions.values)?;
     let rows = data.0.n_rows();
-    ctx.journal.action(
-        ActionKind::Check,
+    check(
+        ctx,
         "validate.metrics",
         json!({"model": predictions.model, "data": data.0.source, "rows": rows}),
         &format!(
@@ -464,7 +469,7 @@ fn metrics(ctx: &RunContext, data: &DataRef, predictions: &Predictions) -> Resul
     Ok(metrics_map(&values, rows))
 }
 
-fn evaluate(ctx: &RunContext, model_path: &str, data_path: &str, target: &str) -> Result<Map> {
+fn evaluate(ctx: &Validation, model_path: &str, data_path: &str, target: &str) -> Result<Map> {
     let key = key_for(ctx, data_path, target)?;
     let (data, cached) = load_data(ctx, key)?;
     let model = load_model(ctx, model_path)?;
@@ -481,8 +486,8 @@ fn evaluate(ctx: &RunContext, model_path: &str, data_path: &str, target: &str) -
     let mut result = metrics_json(&values, rows);
     result["cached"] = json!(cached);
     let cached_note = if cached { ", data cached" } else { "" };
-    ctx.journal.action(
-        ActionKind::Check,
+    check(
+        ctx,
         "validate.evaluate",
         json!({"model": path.as_str(), "data": data.source, "target": data.target}),
         &format!(
@@ -497,8 +502,8 @@ fn evaluate(ctx: &RunContext, model_path: &str, data_path: &str, target: &str) -
 
 /// `validation.mse_threshold` from the training configuration, as the run sees it, or the
 /// plan's 0.1 when the file or the key is absent.
-pub fn threshold(ctx: &RunContext) -> Result<f64> {
-    let rel = ctx.ws.resolve(CONFIG_PATH)?;
+pub fn threshold(ctx: &RunContext, config_path: &str) -> Result<f64> {
+    let rel = ctx.ws.resolve(config_path)?;
     if !ctx.ws.exists(&rel) {
         return Ok(DEFAULT_MSE_THRESHOLD);
     }
@@ -546,8 +551,8 @@ fn gate(ctx: &RunContext, metric: &str, value: f64, threshold: f64, label: &str)
     } else {
         format!("{metric} {shown} of {label} is above the threshold {limit}")
     };
-    ctx.journal.action(
-        ActionKind::Check,
+    check(
+        ctx,
         "validate.gate",
         json!({"metric": metric, "value": value, "threshold": threshold, "label": label}),
         &format!("gate: {message}"),
@@ -610,8 +615,12 @@ pub fn family(ctx: &Ctx) -> Family {
         "validate",
         "Validation: load data and models, predict, score, and gate a rollback on a metric. It only reads, so it also runs in a dry run, against the state the run simulates. Every score is logged as a check in the run log.",
     );
+    let v = Rc::new(Validation {
+        ctx: ctx.clone(),
+        datasets: Default::default(),
+    });
 
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "load_csv",
         &["path: &str", "Dataset"],
@@ -622,7 +631,7 @@ pub fn family(ctx: &Ctx) -> Family {
                 .map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "load_csv",
         &["path: &str", "target: &str", "Dataset"],
@@ -633,7 +642,7 @@ pub fn family(ctx: &Ctx) -> Family {
                 .map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "load_npy",
         &["path: &str", "Dataset"],
@@ -644,7 +653,7 @@ pub fn family(ctx: &Ctx) -> Family {
                 .map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "load_npy",
         &["x_path: &str", "y_path: &str", "Dataset"],
@@ -654,14 +663,14 @@ pub fn family(ctx: &Ctx) -> Family {
             key.and_then(|k| load_logged(&c, k)).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "load_model",
         &["path: &str", "Model"],
         "Load a model from JSON: a linear model (`{\"type\": \"linear\", \"weights\": [...], \"bias\": b, \"features\": [...]}`) or an XGBoost model (`save_model(\"m.json\")`), told apart by content. Other formats: `validate::external_model`.\n```rhai\nlet model = validate::load_model(\"models/sl_model_v4.json\");\nprint(model.kind);\n```",
         move |call: NativeCallContext, path: &str| -> RhaiResult<ModelRef> { load_model(&c, path).map_err(|e| c.fail_at(&call, e)) },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "external_model",
         &["command: Array", "model_path: &str", "Model"],
@@ -670,7 +679,7 @@ pub fn family(ctx: &Ctx) -> Family {
             external_model(&c, command, model_path, DEFAULT_EXTERNAL_TIMEOUT_SECS).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "external_model",
         &["command: Array", "model_path: &str", "timeout_secs: Dynamic", "Model"],
@@ -681,7 +690,7 @@ pub fn family(ctx: &Ctx) -> Family {
                 .map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "predict",
         &["model: Model", "data: Dataset", "Predictions"],
@@ -703,7 +712,7 @@ pub fn family(ctx: &Ctx) -> Family {
         ),
         ("max_abs_error", "The largest absolute error over all rows."),
     ] {
-        let c = ctx.clone();
+        let c = v.clone();
         f.add(
             name,
             &["data: Dataset", "predictions: Predictions", "f64"],
@@ -713,7 +722,7 @@ pub fn family(ctx: &Ctx) -> Family {
             },
         );
     }
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "metrics",
         &["data: Dataset", "predictions: Predictions", "Map"],
@@ -722,7 +731,7 @@ pub fn family(ctx: &Ctx) -> Family {
             metrics(&c, &data, &predictions).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "evaluate",
         &["model_path: &str", "data_path: &str", "Map"],
@@ -731,7 +740,7 @@ pub fn family(ctx: &Ctx) -> Family {
             evaluate(&c, model_path, data_path, DEFAULT_TARGET).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "evaluate",
         &["model_path: &str", "data_path: &str", "target: &str", "Map"],
@@ -740,14 +749,14 @@ pub fn family(ctx: &Ctx) -> Family {
             evaluate(&c, model_path, data_path, target).map_err(|e| c.fail_at(&call, e))
         },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "threshold",
-        &["f64"],
-        "The MSE limit: `validation.mse_threshold` from `configs/sl/training_configs.yaml` (as the run sees it, so a dry run reads a simulated config), or 0.1 when the file or the key is absent. Malformed YAML is an error with its line and column.\n```rhai\nlet limit = if params.threshold == () { validate::threshold() } else { params.threshold };\n```",
-        move |call: NativeCallContext| -> RhaiResult<f64> { threshold(&c).map_err(|e| c.fail_at(&call, e)) },
+        &["config_path: &str", "f64"],
+        "The MSE limit: `validation.mse_threshold` from the training configuration at `config_path` (as the run sees it, so a dry run reads a simulated config), or 0.1 when the file or the key is absent. Malformed YAML is an error with its line and column.\n```rhai\nlet limit = if params.threshold == () { validate::threshold(\"configs/sl/training_configs.yaml\") } else { params.threshold };\n```",
+        move |call: NativeCallContext, config_path: &str| -> RhaiResult<f64> { threshold(&c, config_path).map_err(|e| c.fail_at(&call, e)) },
     );
-    let c = ctx.clone();
+    let c = v.clone();
     f.add(
         "gate",
         &["metric: &str", "value: Dynamic", "threshold: Dynamic", "label: &str", "()"],
@@ -929,12 +938,21 @@ fn describe_predictions(p: &Predictions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::effects::Workspace;
-    use crate::journal::{Console, Journal};
+    use crate::effects::{Console, Effect, Workspace};
+
+    const CONFIG_PATH: &str = "configs/sl/training_configs.yaml";
 
     fn context(dir: &Path) -> Ctx {
-        let ws = Workspace::open(dir, "unit", false).unwrap();
-        RunContext::new(ws, Journal::without_log("unit", false, Console::Quiet))
+        let ws = Workspace::open(dir, "unit", false, Console::Quiet).unwrap();
+        RunContext::new(ws)
+    }
+
+    fn write(ctx: &RunContext, path: &str, bytes: &[u8]) {
+        let path = ctx.ws.resolve(path).unwrap();
+        let effect = Effect::Write { path, bytes: bytes.to_vec() };
+        ctx.ws
+            .perform(effect, |_| Record::new("test.write", serde_json::Value::Null, "write"))
+            .unwrap();
     }
 
     #[test]
@@ -959,7 +977,7 @@ mod tests {
     fn threshold_reads_the_config_or_falls_back_to_the_plan() {
         let dir = tempfile::tempdir().unwrap();
         let ctx = context(dir.path());
-        assert_eq!(threshold(&ctx).unwrap(), DEFAULT_MSE_THRESHOLD);
+        assert_eq!(threshold(&ctx, CONFIG_PATH).unwrap(), DEFAULT_MSE_THRESHOLD);
         let config = dir.path().join(CONFIG_PATH);
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
         for (text, want) in [
@@ -973,7 +991,7 @@ mod tests {
             ("validation: 0.1\n", None),
         ] {
             std::fs::write(&config, text).unwrap();
-            match (threshold(&ctx), want) {
+            match (threshold(&ctx, CONFIG_PATH), want) {
                 (Ok(t), Some(w)) => assert_eq!(t, w, "{text:?}"),
                 (Err(e), None) => assert!(e.to_string().contains("mse_threshold"), "{e}"),
                 (got, _) => panic!("{text:?}: {got:?}"),
@@ -984,7 +1002,10 @@ mod tests {
     #[test]
     fn datasets_are_reused_until_their_file_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = context(dir.path());
+        let ctx = Validation {
+            ctx: context(dir.path()),
+            datasets: Default::default(),
+        };
         std::fs::write(dir.path().join("d.csv"), "a,y\n1,2\n").unwrap();
         let key = || DataKey::Csv {
             path: ctx.ws.resolve("d.csv").unwrap(),
@@ -993,15 +1014,11 @@ mod tests {
         let (first, cached) = load_data(&ctx, key()).unwrap();
         assert!(!cached);
         // Other changes to the workspace do not matter.
-        ctx.ws
-            .write(&ctx.ws.resolve("other.txt").unwrap(), b"x")
-            .unwrap();
+        write(&ctx, "other.txt", b"x");
         let (again, cached) = load_data(&ctx, key()).unwrap();
         assert!(cached && Rc::ptr_eq(&first, &again));
         // A rewrite of the file does, even with the same size.
-        ctx.ws
-            .write(&ctx.ws.resolve("d.csv").unwrap(), b"a,y\n3,4\n")
-            .unwrap();
+        write(&ctx, "d.csv", b"a,y\n3,4\n");
         let (fresh, cached) = load_data(&ctx, key()).unwrap();
         assert!(!cached);
         assert_eq!(fresh.y.to_vec(), vec![4.0]);

@@ -5,15 +5,15 @@ use super::check::FnTable;
 use crate::context::RunContext;
 use crate::effects::Workspace;
 use crate::engine;
-use crate::journal::{Console, Journal};
+use crate::effects::Console;
 use std::collections::BTreeMap;
 
 /// An engine with every primitive registered, bound to a throwaway context: for `check`
 /// and `docs`, which need the registrations but never call them.
 fn reference_engine() -> rhai::Engine {
     let dir = std::env::temp_dir();
-    let ws = Workspace::open(&dir, "reference", true).expect("the temp dir exists");
-    let ctx = RunContext::new(ws, Journal::without_log("reference", true, Console::Quiet));
+    let ws = Workspace::open(&dir, "reference", true, Console::Quiet).expect("the temp dir exists");
+    let ctx = RunContext::new(ws);
     engine::for_run(&ctx, &dir, None)
 }
 

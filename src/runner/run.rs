@@ -4,11 +4,10 @@
 
 use super::{compile, location_in, read_runbook, runbooks_dir, Loaded};
 use crate::context::{RunContext, FATAL_TOKEN};
-use crate::effects::{Durability, Workspace};
+use crate::effects::{Console, Durability, Status, Workspace};
 use crate::engine::{self, INTERRUPT_TOKEN, TIMEOUT_TOKEN};
 use crate::error::{Error, Location, Result};
 use crate::header::params_map;
-use crate::journal::{Console, Journal, Status};
 use rhai::{EvalAltResult, Scope};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -59,20 +58,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     // workspace is touched; only then does the run log start.
     let (display, text, header) = read_runbook(&opts.file)?;
     let params = header.resolve_params(&opts.params)?;
-    if !opts.workspace.is_dir() {
-        return Err(Error::Usage(format!(
-            "workspace `{}` is not a directory; pass `--workspace DIR`",
-            opts.workspace.display()
-        )));
-    }
     let run_id = new_run_id();
-    let ws =
-        Workspace::open(&opts.workspace, &run_id, opts.dry_run)?.with_durability(opts.durability);
-    let root = ws.root().to_path_buf();
-    let ctx = RunContext::new(
-        ws,
-        Journal::without_log(&run_id, opts.dry_run, opts.console),
-    );
+    let ws = Workspace::open(&opts.workspace, &run_id, opts.dry_run, opts.console)?
+        .with_durability(opts.durability);
+    ws.check_own_files()?;
+    let root = ws.display_root().to_path_buf();
+    let ctx = RunContext::new(ws);
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     ctx.set_deadline(deadline);
     // One engine both compiles and runs: building Rhai's standard library is most of the
@@ -92,7 +83,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     } else {
         Some(ctx.ws.lock()?)
     };
-    let log_path = Some(ctx.journal.open_log(&root)?);
+    let log_path = Some(ctx.ws.open_log()?);
     install_ctrlc_handler();
 
     let params_json: serde_json::Map<String, serde_json::Value> = params
@@ -103,7 +94,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    ctx.journal.run_start(
+    ctx.journal().run_start(
         &loaded.display,
         &loaded.header.name,
         &loaded.header.version.to_string(),
@@ -120,7 +111,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let outcome = RunOutcome { run_id, log_path };
     let result = match result {
         Ok(()) => {
-            ctx.journal.run_end(Status::Ok, None);
+            ctx.journal().run_end(Status::Ok, None);
             Ok(outcome)
         }
         Err(err) => {
@@ -130,7 +121,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             } else {
                 Status::Failed
             };
-            ctx.journal.run_end(status, Some(&error));
+            ctx.journal().run_end(status, Some(&error));
             Err(error)
         }
     };
@@ -164,7 +155,7 @@ fn to_error(
             if let Some(fatal) = ctx.take_fatal() {
                 let mut e = Error::Failed {
                     location: None,
-                    step: ctx.journal.failed_step(),
+                    step: ctx.journal().failed_step(),
                     message: fatal.to_string(),
                 };
                 if let Some(l) = location {
@@ -181,14 +172,14 @@ fn to_error(
         );
         return Error::Failed {
             location,
-            step: ctx.journal.failed_step(),
+            step: ctx.journal().failed_step(),
             message,
         };
     }
     let (_, message) = engine::classify(err);
     Error::Failed {
         location,
-        step: ctx.journal.failed_step(),
+        step: ctx.journal().failed_step(),
         message,
     }
 }
@@ -262,9 +253,10 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         other => {
             return Err(format!(
-                "unknown unit `{other}` in `{text}`; use ms, s, m or h"
+                "unknown unit `{other}` in `{text}`; use ms, s, m, h or d"
             ))
         }
     };

@@ -191,9 +191,10 @@ fn run_log_has_every_event_and_field() {
             "validate.gate"
         ]
     );
-    assert!(actions
-        .iter()
-        .all(|a| a["applied"] == true && a["args"].is_object()));
+    // `applied` means "changed the workspace": every effect of a real run, never a check.
+    assert!(actions.iter().all(|a| a["args"].is_object()
+        && a["applied"] == (a["kind"] != "check")
+        && a["kind"].is_string()));
     for e in log.iter().filter(|e| e["event"] == "step_end") {
         assert_eq!(e["status"], "ok");
         assert!(e["duration_ms"].as_f64().is_some());
@@ -532,11 +533,21 @@ fn trash_restore_brings_removed_files_back() {
         .run()
         .success();
     assert!(ws.exists("models/sl_model_v5.json"));
-    // Restore never overwrites: the registry's old copy would clash with the live one.
+    // The run kept two versions of the registry (before the promotion, before the removal):
+    // both cannot go back onto one path, so a restore must name one.
+    let before = ws.read("models/registry.json");
     ws.runbook(&["trash", "restore", &run_id, "models/registry.json"])
         .run()
         .code(2)
+        .stderr_has("kept 2 versions of `models/registry.json`");
+    // Restore never overwrites: the registry's old copy would clash with the live one.
+    ws.runbook(&["trash", "restore", &run_id, "models/registry.json~1"])
+        .run()
+        .code(2)
         .stderr_has("restore never overwrites");
+    assert_eq!(ws.read("models/registry.json"), before);
+    assert!(ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json")));
+    assert!(ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json~1")));
     ws.runbook(&["trash", "purge", &run_id]).run().success();
     assert!(!ws.exists(&format!(".runbook/trash/{run_id}")));
 }

@@ -201,7 +201,8 @@ fn dry_run_of_full_rollback_scores_the_model_it_would_put_in_production() {
     let log = ws.last_log();
     let evaluate = actions(&log, "validate.evaluate")[0];
     assert_eq!(evaluate["args"]["model"], "models/sl_model_v4.json");
-    assert_eq!(evaluate["applied"], true, "a check is read-only");
+    assert_eq!(evaluate["applied"], false, "a check changes nothing");
+    assert_eq!(evaluate["kind"], "check");
     let mse = f(&evaluate["result"]["mse"]);
     assert!(close(mse, want, 1e-9), "{mse} != {want}");
     assert_eq!(evaluate["result"]["rows"], 1000);
@@ -302,7 +303,7 @@ step "change the config and the data" {
     fs::write("data/validation.csv", "x0,y\n1,2\n3,4\n5,6\n");
 }
 step "validate" {
-    print(`threshold ${validate::threshold()}`);
+    print(`threshold ${validate::threshold("configs/sl/training_configs.yaml")}`);
     let d = validate::load_csv("data/validation.csv");
     print(`rows ${d.rows}`);
 }

@@ -10,7 +10,14 @@
 //!
 //! The journal keeps the stack of open steps so nested steps are numbered `2.1`, `2.2`, and
 //! so a failure can name the step it happened in.
+//!
+//! It lives in `effects/` because an action is recorded only by the door that performs (or
+//! simulates) it: [`Journal::action`] is private to the effect layer, so no primitive can
+//! change something without its record, or record something it did not do. `applied` means
+//! "changed the workspace": true for an effect of a real run, false for a dry run's and for
+//! every check, in either mode.
 
+use super::sandbox::Root;
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
@@ -42,6 +49,19 @@ impl ActionKind {
             ActionKind::Git => "git changes",
             ActionKind::Process => "processes stopped",
             ActionKind::Check => "checks",
+        }
+    }
+
+    /// The `kind` field of an action event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Registry => "registry",
+            ActionKind::FileRemoved => "file_removed",
+            ActionKind::FileWritten => "file_written",
+            ActionKind::FileMoved => "file_moved",
+            ActionKind::Git => "git",
+            ActionKind::Process => "process",
+            ActionKind::Check => "check",
         }
     }
 
@@ -110,44 +130,22 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// A journal whose log file is opened at once: `.runbook/runs/<run_id>.jsonl`.
-    pub fn create(
-        workspace_root: &Path,
-        run_id: &str,
-        dry_run: bool,
-        console: Console,
-    ) -> Result<Journal> {
-        let journal = Journal::without_log(run_id, dry_run, console);
-        journal.open_log(workspace_root)?;
-        Ok(journal)
-    }
-
-    /// Start writing the log file `.runbook/runs/<run_id>.jsonl` under `workspace_root`.
-    /// Separate from construction so a run can check its script before it leaves a trace.
-    pub fn open_log(&self, workspace_root: &Path) -> Result<PathBuf> {
-        let dir = workspace_root.join(".runbook").join("runs");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(dir.display().to_string(), "create the run log directory", e))?;
-        // Git must never see the run logs and the trash: otherwise `git add -A` would commit
-        // them, `git status` would call the tree dirty after a dry run, and a checkout's
-        // nothing-lost copies would count as uncommitted changes themselves.
-        let ignore = workspace_root.join(".runbook").join(".gitignore");
-        if !ignore.exists() {
-            std::fs::write(
-                &ignore,
-                "# Written by runbook: run logs and trash stay out of git.\n*\n",
-            )
-            .map_err(|e| Error::io(ignore.display().to_string(), "write", e))?;
-        }
-        let path = dir.join(format!("{}.jsonl", self.run_id));
-        let file = File::options()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(path.display().to_string(), "create the run log", e))?;
+    /// Start writing the log file `.runbook/runs/<run_id>.jsonl`. Separate from construction
+    /// so a run can check its script before it leaves a trace.
+    pub(in crate::effects) fn open_log(&self, root: &Root) -> Result<PathBuf> {
+        let (file, path) = super::own::create_log(root, &self.run_id)?;
         self.state.borrow_mut().log = Some(BufWriter::new(file));
         let _ = self.log_path.set(path.clone());
         Ok(path)
+    }
+
+    /// Flush the log and force it to disk (with the run's other changes, at its end).
+    pub(in crate::effects) fn sync(&self) {
+        let mut st = self.state.borrow_mut();
+        if let Some(log) = st.log.as_mut() {
+            let _ = log.flush();
+            let _ = log.get_ref().sync_data();
+        }
     }
 
     /// A journal that only prints: for `check`, `docs` and unit tests.
@@ -334,7 +332,7 @@ impl Journal {
 
     /// Record one action a primitive took, or in a dry run would take.
     /// `summary` is a short imperative phrase: ``remove `models/x.json` ``.
-    pub fn action(
+    pub(in crate::effects) fn action(
         &self,
         kind: ActionKind,
         op: &str,
@@ -342,10 +340,10 @@ impl Journal {
         summary: &str,
         result: Option<Value>,
     ) {
-        let applied = !self.dry_run || !kind.changes_workspace();
+        let applied = !self.dry_run && kind.changes_workspace();
         let mut st = self.state.borrow_mut();
         let mut fields = json!({
-            "op": op, "args": args, "applied": applied,
+            "op": op, "kind": kind.as_str(), "args": args, "applied": applied,
             "step": st.stack.last().map(|s| s.number.clone()),
         });
         if let Some(r) = result {
@@ -405,7 +403,7 @@ impl Journal {
             fields["error"] = Value::String(m.clone());
         }
         self.emit(&mut st, "run_end", fields);
-        if let Some(mut log) = st.log.take() {
+        if let Some(log) = st.log.as_mut() {
             // Durability of the log follows the workspace's setting (see `Workspace::finish`).
             let _ = log.flush();
         }
@@ -476,7 +474,8 @@ mod tests {
     #[test]
     fn writes_events_with_required_fields() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::create(dir.path(), "r1", true, Console::Quiet).unwrap();
+        let j = Journal::without_log("r1", true, Console::Quiet);
+        j.open_log(&Root::open(dir.path()).unwrap()).unwrap();
         j.run_start("rb.rhai", "demo", "1.0.0", "abc", json!({}), dir.path());
         assert_eq!(j.step_start("outer"), "1");
         assert_eq!(j.step_start("inner"), "1.1");

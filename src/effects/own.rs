@@ -1,0 +1,186 @@
+//! runbook's own files in a workspace: `.runbook/` with the lock, the run logs (`runs/`),
+//! the trash (`trash/`) and the scratch area (`tmp/`).
+//!
+//! They are opened like every other file, relative to the workspace's directory handle with
+//! no link followed, and a run refuses to start when `.runbook` or one of its entries is a
+//! symlink: a planted `.runbook/lock -> /etc/x` or `.runbook/trash -> /tmp/x` would otherwise
+//! make runbook itself write outside the workspace. Scripts cannot reach any of this: the door
+//! refuses script paths that resolve into `.runbook/`.
+
+use super::disk;
+use super::path::RelPath;
+use super::sandbox::{kind, Root};
+use crate::error::{Error, Result};
+use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
+use std::fs::File;
+use std::io::{Read, Write};
+
+pub const DIR: &str = ".runbook";
+const ENTRIES_CHECKED: &[&str] = &["runs", "trash", "tmp"];
+
+fn rel(path: &str) -> RelPath {
+    RelPath::from_trusted(path.to_string())
+}
+
+/// Refuse a `.runbook` that is a link, or that holds links where runbook writes.
+pub fn check(root: &Root) -> Result<()> {
+    let refuse = |what: &str| {
+        Error::sandbox(
+            what,
+            "it is a symlink, and runbook writes its logs, lock and trash there; remove the link (runbook never follows links for its own files)",
+        )
+    };
+    match root.lstat(&rel(DIR)) {
+        Err(_) => return Ok(()),
+        Ok(st) if kind(&st) == FileType::Symlink => return Err(refuse(DIR)),
+        Ok(st) if kind(&st) != FileType::Directory => {
+            return Err(Error::invalid(
+                format!("`{DIR}`"),
+                "is not a directory; move it away so runbook can keep its logs there",
+            ))
+        }
+        Ok(_) => {}
+    }
+    let listed = disk::list(root, &rel(DIR)).map_err(|e| Error::io(DIR, "list", e))?;
+    for (name, ft) in &listed {
+        let path = format!("{DIR}/{name}");
+        if *ft == FileType::Symlink {
+            return Err(refuse(&path));
+        }
+        if *ft == FileType::Directory && ENTRIES_CHECKED.contains(&name.as_str()) {
+            let inner = disk::list(root, &rel(&path)).map_err(|e| Error::io(path.clone(), "list", e))?;
+            if let Some((n, _)) = inner.iter().find(|(_, t)| *t == FileType::Symlink) {
+                return Err(refuse(&format!("{path}/{n}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Make `.runbook/` (and its `.gitignore`, so git never sees logs and trash: otherwise
+/// `git add -A` would commit them and a dry run would make the tree look dirty).
+pub fn ensure(root: &Root) -> Result<()> {
+    check(root)?;
+    let dir = root
+        .make_dirs(&rel(DIR))
+        .map_err(|e| Error::io(DIR, "create the directory", e))?;
+    match rustix::fs::openat(
+        &dir,
+        ".gitignore",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    ) {
+        Ok(fd) => File::from(fd)
+            .write_all(b"# Written by runbook: run logs and trash stay out of git.\n*\n")
+            .map_err(|e| Error::io(".runbook/.gitignore", "write", e)),
+        Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::io(".runbook/.gitignore", "write", e.into())),
+    }
+}
+
+/// Held while a real run may change the workspace.
+pub struct WorkspaceLock {
+    _file: File,
+}
+
+/// Take the workspace for a run that changes it (an `flock` on `.runbook/lock`, which goes
+/// away with the process however it ends, so no stale lock can block an incident). A second
+/// real run is refused, naming the first.
+pub fn lock(root: &Root, run_id: &str) -> Result<WorkspaceLock> {
+    ensure(root)?;
+    let dir = root
+        .dir(&rel(DIR))
+        .map_err(|e| Error::io(DIR, "open", e))?;
+    let fd = rustix::fs::openat(
+        &dir,
+        "lock",
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| Error::io(".runbook/lock", "open", e.into()))?;
+    let mut file = File::from(fd);
+    if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        // The holder writes its details right after it takes the lock: wait a moment for
+        // them rather than report an empty holder.
+        let mut holder = String::new();
+        for _ in 0..50 {
+            holder.clear();
+            let _ = rustix::fs::seek(&file, rustix::fs::SeekFrom::Start(0));
+            let _ = file.read_to_string(&mut holder);
+            if holder.trim().ends_with(')') || holder.contains(" by pid ") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let holder = if holder.trim().is_empty() {
+            "a run that has not said who it is yet".to_string()
+        } else {
+            holder.trim().to_string()
+        };
+        return Err(Error::invalid(
+            format!("workspace `{}`", root.path().display()),
+            format!("another run is changing it ({holder}); wait for it to finish (a dry run can go ahead)"),
+        ));
+    }
+    let _ = file.set_len(0);
+    let _ = write!(file, "run {run_id} by pid {}\n", std::process::id());
+    Ok(WorkspaceLock { _file: file })
+}
+
+/// Create this run's log file, `.runbook/runs/<run-id>.jsonl` (never an existing one).
+pub fn create_log(root: &Root, run_id: &str) -> Result<(File, std::path::PathBuf)> {
+    ensure(root)?;
+    let dir_rel = rel(".runbook/runs");
+    let dir = root
+        .make_dirs(&dir_rel)
+        .map_err(|e| Error::io(".runbook/runs", "create the run log directory", e))?;
+    let name = format!("{run_id}.jsonl");
+    let fd = rustix::fs::openat(
+        &dir,
+        name.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| Error::io(format!(".runbook/runs/{name}"), "create the run log", e.into()))?;
+    Ok((File::from(fd), root.display_abs(&dir_rel.join(&name))))
+}
+
+/// A run's scratch directory, `.runbook/tmp/<run-id>/`: made on first use, removed with
+/// everything in it on drop. It exists on disk even in a dry run (an external predictor
+/// needs a real file to read), and it is runbook's own, outside what scripts can reach.
+pub struct Scratch<'a> {
+    root: &'a Root,
+    rel: RelPath,
+}
+
+impl<'a> Scratch<'a> {
+    pub fn create(root: &'a Root, run_id: &str) -> Result<Scratch<'a>> {
+        ensure(root)?;
+        let rel = rel(&format!(".runbook/tmp/{run_id}"));
+        root.make_dirs(&rel)
+            .map_err(|e| Error::io(rel.to_string(), "create the scratch directory", e))?;
+        Ok(Scratch { root, rel })
+    }
+
+    pub fn abs(&self) -> std::path::PathBuf {
+        self.root.display_abs(&self.rel)
+    }
+
+    /// Write `bytes` as file `name` in the scratch directory; returns its absolute path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<std::path::PathBuf> {
+        let file = self.rel.join(name);
+        disk::atomic_write(self.root, &file, bytes, false)
+            .map_err(|e| Error::io(file.to_string(), "write", e))?;
+        Ok(self.root.display_abs(&file))
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = disk::remove_tree(self.root, &self.rel);
+        // `.runbook/tmp` itself goes too unless another run is using it.
+        if let Ok(dir) = self.root.dir(&rel(DIR)) {
+            let _ = rustix::fs::unlinkat(&dir, "tmp", rustix::fs::AtFlags::REMOVEDIR);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Stopping a process: the only place runbook sends a signal.
+//!
+//! The plan stops training with `pkill -f "sl_model_training"`, which kills every process
+//! whose command line mentions that string. Here a process is only ever named by a pid file
+//! the job wrote itself (the `process::` primitives read and check it); this file sends
+//! SIGTERM, waits, sends SIGKILL after the timeout, and moves the pid file to the trash so a
+//! recycled pid is never signalled by a later run. A dry run signals nothing: it records what
+//! it would do and hides the pid file in its view, as the real run would have moved it.
+
+use super::path::RelPath;
+use super::Workspace;
+use crate::error::{Error, Result};
+use std::time::{Duration, Instant};
+
+/// What stopping a process did.
+#[derive(Debug, Clone)]
+pub struct ProcessOutcome {
+    /// `terminated`, `killed`, or (dry run) `would_stop`.
+    pub outcome: &'static str,
+    /// Where the pid file went.
+    pub pidfile_kept: RelPath,
+}
+
+/// Whether `pid` names a live process (a zombie counts as gone: it has already exited).
+pub fn is_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
+        Err(_) => r == 0,
+    }
+}
+
+fn signal(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: plain syscall on a pid the caller validated (> 1, not ourselves).
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ESRCH) {
+            return Err(Error::Process {
+                what: format!("cannot signal pid {pid}"),
+                message: err.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !is_alive(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub(super) fn stop(ws: &Workspace, pidfile: &RelPath, pid: i32, timeout: Duration) -> Result<ProcessOutcome> {
+    if pid <= 1 || pid as u32 == std::process::id() {
+        return Err(Error::invalid(
+            format!("pid file `{pidfile}`"),
+            format!("names pid {pid}, which runbook will never signal"),
+        ));
+    }
+    if ws.dry_run {
+        let kept = ws.remove(pidfile)?;
+        return Ok(ProcessOutcome {
+            outcome: "would_stop",
+            pidfile_kept: kept,
+        });
+    }
+    signal(pid, libc::SIGTERM)?;
+    let outcome = if wait_gone(pid, timeout) {
+        "terminated"
+    } else {
+        signal(pid, libc::SIGKILL)?;
+        if !wait_gone(pid, Duration::from_secs(5)) {
+            return Err(Error::Process {
+                what: format!("pid {pid} from `{pidfile}`"),
+                message: "still running after SIGKILL; check it by hand (`ps -p PID`)".into(),
+            });
+        }
+        "killed"
+    };
+    let kept = ws.remove(pidfile)?;
+    Ok(ProcessOutcome {
+        outcome,
+        pidfile_kept: kept,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_of_self_and_of_a_reaped_child() {
+        assert!(is_alive(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+}

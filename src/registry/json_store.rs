@@ -1,0 +1,170 @@
+//! The JSON file store: the registry as one file (`models/registry.json` by default), a JSON
+//! array of entries, with every change appended to `registry_history.jsonl` beside it.
+//!
+//! Entries a change does not touch are written back byte for byte. The file is replaced
+//! atomically through the effect door (its old content goes to the trash), and the parsed
+//! registry is cached against the file's stamp and refreshed with what was just written, so
+//! a run neither re-parses 10,000 entries after each of its own writes nor misses a change
+//! somebody else made.
+
+use super::{Change, Entry, Registry, Store};
+use crate::effects::{RelPath, Stamped, StoreWriter, Workspace};
+use crate::error::{Error, Result};
+use serde_json::value::RawValue;
+use serde_json::json;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub struct JsonFileStore {
+    path: RelPath,
+    cache: RefCell<Option<Stamped<Rc<Registry>>>>,
+}
+
+impl JsonFileStore {
+    pub const DEFAULT_PATH: &'static str = "models/registry.json";
+
+    pub fn new(path: RelPath) -> JsonFileStore {
+        JsonFileStore {
+            path,
+            cache: RefCell::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &RelPath {
+        &self.path
+    }
+
+    fn history(&self) -> RelPath {
+        self.path.parent().unwrap_or_default().join("registry_history.jsonl")
+    }
+
+    fn not_there(&self, e: Error) -> Error {
+        match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::registry(
+                self.path.to_string(),
+                "the file does not exist; is `--workspace` pointing at the right directory?",
+            ),
+            other => other,
+        }
+    }
+}
+
+impl Store for JsonFileStore {
+    fn name(&self) -> String {
+        self.path.to_string()
+    }
+
+    fn load(&self, ws: &Workspace) -> Result<Rc<Registry>> {
+        let content = ws.content(&self.path).map_err(|e| self.not_there(e))?;
+        let stamp = ws.stamp(&content)?;
+        if let Some(hit) = self.cache.borrow().as_ref().and_then(|c| c.get(&stamp)) {
+            return Ok(hit);
+        }
+        let bytes = ws.bytes(&content).map_err(|e| self.not_there(e))?;
+        let reg = Rc::new(parse(self.path.as_str(), &bytes)?);
+        *self.cache.borrow_mut() = Some(Stamped::new(stamp, reg.clone()));
+        Ok(reg)
+    }
+
+    fn apply(&self, writer: &StoreWriter<'_>, change: &Change) -> Result<()> {
+        writer.write(&self.path, &render(&change.next))?;
+        let ts = crate::effects::journal::now_rfc3339();
+        let mut lines = String::new();
+        for c in &change.changed {
+            let rec = json!({
+                "ts": ts, "run_id": writer.run_id(), "op": change.op, "name": c.name,
+                "version": c.version, "old": c.old, "new": c.new,
+            });
+            lines.push_str(&rec.to_string());
+            lines.push('\n');
+        }
+        writer.append(&self.history(), lines.as_bytes())?;
+        // The cache keeps what was just written: no re-parse of our own write.
+        let stamp = writer.stamp(&self.path)?;
+        *self.cache.borrow_mut() = Some(Stamped::new(stamp, Rc::new(change.next.clone())));
+        Ok(())
+    }
+}
+
+/// Parse and validate registry JSON.
+pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
+    let parse_error = |e: serde_json::Error| Error::Parse {
+        path: path.to_string(),
+        format: "JSON",
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string().split(" at line").next().unwrap_or_default().to_string(),
+    };
+    let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|i| bytes[i] != b'[') {
+        // Still report a syntax error as such; only valid JSON of the wrong shape gets this.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(parse_error)?;
+        return Err(Error::Parse {
+            path: path.to_string(),
+            format: "registry JSON",
+            line: 1,
+            column: first.map(|i| i + 1).unwrap_or(1),
+            message: "expected an array of entries at the top level".into(),
+        });
+    }
+    let raws: Vec<Box<RawValue>> = serde_json::from_slice(bytes).map_err(parse_error)?;
+    let entries = raws
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            Entry::from_raw(raw).map_err(|m| {
+                Error::registry(path, format!("entry {} {m}; fix the file and run again (it was left unchanged)", i + 1))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Registry { entries })
+}
+
+/// The registry file's text: entries a change did not touch keep their exact text.
+pub fn render(reg: &Registry) -> Vec<u8> {
+    let mut out = String::with_capacity(reg.entries.iter().map(|e| e.raw().len() + 4).sum::<usize>() + 4);
+    out.push('[');
+    for (i, e) in reg.entries.iter().enumerate() {
+        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        out.push_str(e.raw());
+    }
+    out.push_str(if reg.entries.is_empty() { "]\n" } else { "\n]\n" });
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn parse_names_position_and_bad_entries() {
+        let e = parse("models/registry.json", b"[{\"name\": \"m\",}]").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("`models/registry.json` is not valid JSON"), "{msg}");
+        assert!(msg.contains("line 1, column"), "{msg}");
+        let e = parse("r.json", br#"[{"name":"m","version":"v1","model_path":"x","is_production":false,"status":"weird"}]"#).unwrap_err();
+        assert!(e.to_string().contains("entry 1 (`m` `v1`): `status` must be one of"), "{e}");
+        let e = parse("r.json", br#"{"name": "m"}"#).unwrap_err();
+        assert!(e.to_string().contains("expected an array of entries"), "{e}");
+        let e = parse("r.json", br#"[3]"#).unwrap_err();
+        assert!(e.to_string().contains("entry 1 is not an object"), "{e}");
+    }
+
+    #[test]
+    fn untouched_entries_keep_their_exact_text() {
+        let text = "[\n  {\"name\": \"m\", \"version\": \"v1\", \"model_path\": \"a\", \"is_production\": false,\n    \"status\": \"superseded\", \"extra\": [1, 2], \"promoted_at\": null},\n  {\"version\": \"v2\", \"name\": \"m\", \"model_path\": \"b\", \"is_production\": true, \"status\": \"production\"}\n]\n";
+        let reg = parse("r.json", text.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(render(&reg)).unwrap(), text);
+        let (change, _) = super::super::set_production(&reg, "r.json", "m", "v1", super::super::Status::Superseded, |_| true)
+            .unwrap()
+            .unwrap();
+        let out = String::from_utf8(render(&change.next)).unwrap();
+        let reparsed: Value = serde_json::from_str(&out).unwrap();
+        let keys: Vec<&String> = reparsed[1].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["version", "name", "model_path", "is_production", "status"]);
+        assert_eq!(reparsed[1]["status"], "superseded");
+        assert_eq!(reparsed[0]["status"], "production");
+        assert_eq!(reparsed[0]["extra"], serde_json::json!([1, 2]));
+    }
+}

@@ -1,0 +1,478 @@
+//! The model registry as a domain: entries, their [`Status`], and the rules for production,
+//! previous and consistency, independent of where the registry is kept.
+//!
+//! An entry has at least `name`, `version`, `model_path`, `is_production`, `status`
+//! (`staging`, `production`, `superseded`, `archived`), `created_at`, `promoted_at` and
+//! `metrics`. Each is kept as its exact JSON text plus the few fields the rules read, so a
+//! store can write back an entry a run did not change byte for byte (unknown fields, key
+//! order and formatting survive), and a 10,000-version registry is neither parsed into maps
+//! nor re-serialised to change two entries.
+//!
+//! The "previous production" version is the `superseded` entry of that name with the latest
+//! `promoted_at`. A rollback therefore has to take the bad version out of the superseded pool
+//! (archive or remove it), or a second rollback would pick it again.
+//!
+//! Names and versions are data, never patterns or paths: they are checked against a small
+//! character set when the registry is read, so a version `*` or `v5/../../etc` is refused
+//! before any rule or any runbook glob sees it.
+//!
+//! Where the registry lives is a [`Store`] (`store.rs`), chosen by the workspace's
+//! configuration; the JSON file store (`json_store.rs`) is the first.
+
+mod json_store;
+mod store;
+
+pub use json_store::JsonFileStore;
+pub use store::{open as open_store, Store, StoreConfig, CONFIG_FILE};
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, FixedOffset};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+/// Where a version stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Staging,
+    Production,
+    Superseded,
+    Archived,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Staging, Status::Production, Status::Superseded, Status::Archived];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Staging => "staging",
+            Status::Production => "production",
+            Status::Superseded => "superseded",
+            Status::Archived => "archived",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// One registry entry: its JSON text, and the fields the rules read.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    raw: Box<RawValue>,
+    pub name: String,
+    pub version: String,
+    pub model_path: String,
+    pub is_production: bool,
+    pub status: Status,
+    pub promoted_at: Option<DateTime<FixedOffset>>,
+}
+
+/// The fields an entry must have, read without building a map of the whole entry.
+#[derive(serde::Deserialize)]
+struct Fields {
+    name: Option<Value>,
+    version: Option<Value>,
+    model_path: Option<Value>,
+    is_production: Option<Value>,
+    status: Option<Value>,
+    promoted_at: Option<Value>,
+}
+
+/// Whether `s` may be a model name or version: letters, digits, `.`, `_`, `-`, `+`, starting
+/// with a letter or digit, at most 128 characters.
+pub fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+}
+
+impl Entry {
+    /// Read and validate an entry from its JSON text.
+    pub fn from_raw(raw: Box<RawValue>) -> std::result::Result<Entry, String> {
+        let f: Fields = serde_json::from_str(raw.get()).map_err(|e| {
+            if e.is_syntax() || e.to_string().contains("recursion") {
+                format!("cannot be read: {}", e.to_string().split(" at line").next().unwrap_or_default())
+            } else {
+                "is not an object".to_string()
+            }
+        })?;
+        // Deeper than serde_json's nesting limit: every later read of the entry would fail.
+        serde_json::from_str::<Value>(raw.get())
+            .map_err(|e| format!("cannot be read: {}", e.to_string().split(" at line").next().unwrap_or_default()))?;
+        let text = |v: &Option<Value>| {
+            v.as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .chars()
+                .take(40)
+                .collect::<String>()
+        };
+        let who = format!("(`{}` `{}`)", text(&f.name), text(&f.version));
+        let required = |key: &str, v: &Option<Value>| match v {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(format!("{who}: `{key}` must be a non-empty string")),
+        };
+        let name = required("name", &f.name)?;
+        let version = required("version", &f.version)?;
+        for (key, value) in [("name", &name), ("version", &version)] {
+            if !is_plain_name(value) {
+                return Err(format!(
+                    "{who}: `{key}` may hold only letters, digits, `.`, `_`, `-` and `+` (starting with a letter or digit), so that it can never act as a path or a pattern"
+                ));
+            }
+        }
+        let model_path = required("model_path", &f.model_path)?;
+        let Some(Value::Bool(is_production)) = f.is_production else {
+            return Err(format!("{who}: `is_production` must be true or false"));
+        };
+        let status = match &f.status {
+            Some(Value::String(s)) if Status::parse(s).is_some() => Status::parse(s).unwrap_or(Status::Staging),
+            other => {
+                return Err(format!(
+                    "{who}: `status` must be one of staging, production, superseded, archived (got {})",
+                    other.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "nothing".into())
+                ))
+            }
+        };
+        let promoted_at = match f.promoted_at {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(DateTime::parse_from_rfc3339(&s).map_err(|_| {
+                format!("{who}: `promoted_at` must be an RFC 3339 time or null, got `{s}`")
+            })?),
+            Some(other) => {
+                return Err(format!("{who}: `promoted_at` must be an RFC 3339 time or null, got {other}"))
+            }
+        };
+        Ok(Entry {
+            raw,
+            name,
+            version,
+            model_path,
+            is_production,
+            status,
+            promoted_at,
+        })
+    }
+
+    /// An entry from a JSON value (a new or changed entry), formatted like the file's own.
+    pub fn from_value(v: &Value) -> std::result::Result<Entry, String> {
+        let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
+        // Indented one level, as an element of the top-level array.
+        let raw = RawValue::from_string(text.replace('\n', "\n  ")).map_err(|e| e.to_string())?;
+        Entry::from_raw(raw)
+    }
+
+    /// The entry's exact JSON text.
+    pub fn raw(&self) -> &str {
+        self.raw.get()
+    }
+
+    /// The whole entry as a JSON value (key order kept). Checked readable when the entry
+    /// was made, so this cannot fail.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+    }
+
+    /// Change the entry through its JSON value; returns the new value.
+    fn edit(&mut self, change: impl FnOnce(&mut Value)) -> Result<Value> {
+        let mut v = self.value();
+        change(&mut v);
+        *self = Entry::from_value(&v).map_err(|m| Error::invalid("registry entry", m))?;
+        Ok(v)
+    }
+}
+
+/// The whole registry, in its stored order.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    pub entries: Vec<Entry>,
+}
+
+/// One changed entry, for the history.
+#[derive(Clone, Debug)]
+pub struct Changed {
+    pub name: String,
+    pub version: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// A change to apply: what the registry becomes, and which entries changed how.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// `set_production`, `archive`, `remove`, `register`.
+    pub op: &'static str,
+    pub next: Registry,
+    pub changed: Vec<Changed>,
+}
+
+impl Registry {
+    pub fn find(&self, name: &str, version: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.name == name && e.version == version)
+    }
+
+    pub fn get(&self, name: &str, version: &str) -> Option<&Entry> {
+        self.find(name, version).map(|i| &self.entries[i])
+    }
+
+    pub fn versions<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries.iter().filter(move |e| e.name == name)
+    }
+
+    /// The production entry of `name`; an error when there is more than one.
+    pub fn production(&self, store: &str, name: &str) -> Result<Option<&Entry>> {
+        let mut prod = self.entries.iter().filter(|e| e.name == name && e.is_production);
+        let first = prod.next();
+        if let Some(second) = prod.next() {
+            return Err(Error::registry(
+                store,
+                format!(
+                    "`{name}` has more than one production version (`{}` and `{}`); fix the registry by hand or with `registry::set_production`",
+                    first.unwrap_or(second).version,
+                    second.version
+                ),
+            ));
+        }
+        Ok(first)
+    }
+
+    /// The `superseded` entry of `name` with the latest `promoted_at`.
+    pub fn previous(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .filter(|e| e.name == name && e.status == Status::Superseded)
+            .filter_map(|e| Some((e.promoted_at?, e)))
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, e)| e)
+    }
+
+    /// Problems that make the registry inconsistent: duplicate versions, more than one
+    /// production version of a name, `is_production` disagreeing with `status`, and model
+    /// files that do not exist (`exists[i]` says whether entry `i`'s does).
+    pub fn check(&self, exists: &[bool]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut production_count: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (e, exists) in self.entries.iter().zip(exists) {
+            let (name, version) = (e.name.as_str(), e.version.as_str());
+            if !seen.insert((name, version)) {
+                problems.push(format!("`{name}` `{version}` appears more than once"));
+            }
+            if e.is_production {
+                *production_count.entry(name).or_default() += 1;
+            }
+            if e.is_production != (e.status == Status::Production) {
+                problems.push(format!(
+                    "`{name}` `{version}`: is_production is {} but status is `{}`",
+                    e.is_production,
+                    e.status.as_str()
+                ));
+            }
+            if !exists {
+                problems.push(format!("`{name}` `{version}`: model file `{}` does not exist", e.model_path));
+            }
+        }
+        for (name, n) in production_count {
+            if n > 1 {
+                problems.push(format!("`{name}` has {n} production versions"));
+            }
+        }
+        problems
+    }
+}
+
+fn not_found(store: &str, name: &str, version: &str) -> Error {
+    Error::registry(
+        store,
+        format!("there is no version `{version}` of `{name}`; `registry::versions(\"{name}\")` lists them"),
+    )
+}
+
+fn now_value() -> Value {
+    Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Make `version` production; the old production version gets `demoted` (`superseded` for a
+/// normal promotion, `archived` for a rollback, so that no moment exists in which the bad
+/// version is the newest superseded one). `model_exists` says whether the version's model
+/// file is there. `None` when it already is production.
+pub fn set_production(
+    reg: &Registry,
+    store: &str,
+    name: &str,
+    version: &str,
+    demoted: Status,
+    model_exists: impl Fn(&str) -> bool,
+) -> Result<Option<(Change, Option<String>)>> {
+    if !matches!(demoted, Status::Superseded | Status::Archived) {
+        return Err(Error::invalid(
+            "registry::set_production",
+            format!("the old production version can become `superseded` or `archived`, not `{}`", demoted.as_str()),
+        ));
+    }
+    let idx = reg.find(name, version).ok_or_else(|| not_found(store, name, version))?;
+    if reg.entries[idx].is_production {
+        return Ok(None);
+    }
+    let model_path = reg.entries[idx].model_path.clone();
+    if !model_exists(&model_path) {
+        return Err(Error::registry(
+            store,
+            format!("model file `{model_path}` of `{name}` `{version}` does not exist; refusing to make it production"),
+        ));
+    }
+    let mut next = reg.clone();
+    let mut changed = Vec::new();
+    let mut demoted_version = None;
+    for (i, e) in next.entries.iter_mut().enumerate() {
+        if i != idx && e.name == name && e.is_production {
+            let old = e.value();
+            let new = e.edit(|v| {
+                v["is_production"] = Value::Bool(false);
+                v["status"] = Value::from(demoted.as_str());
+            })?;
+            demoted_version = Some(e.version.clone());
+            changed.push(Changed { name: name.into(), version: e.version.clone(), old, new });
+        }
+    }
+    let e = &mut next.entries[idx];
+    let old = e.value();
+    let new = e.edit(|v| {
+        v["is_production"] = Value::Bool(true);
+        v["status"] = Value::from("production");
+        v["promoted_at"] = now_value();
+    })?;
+    changed.push(Changed { name: name.into(), version: version.into(), old, new });
+    Ok(Some((Change { op: "set_production", next, changed }, demoted_version)))
+}
+
+/// Mark `version` archived; `None` when it already is. Refuses the production version.
+pub fn archive(reg: &Registry, store: &str, name: &str, version: &str) -> Result<Option<Change>> {
+    let idx = reg.find(name, version).ok_or_else(|| not_found(store, name, version))?;
+    let e = &reg.entries[idx];
+    if e.is_production {
+        return Err(Error::registry(
+            store,
+            format!("`{name}` `{version}` is production; archiving it would leave no production version, so make another version production first"),
+        ));
+    }
+    if e.status == Status::Archived {
+        return Ok(None);
+    }
+    let mut next = reg.clone();
+    let e = &mut next.entries[idx];
+    let old = e.value();
+    let new = e.edit(|v| v["status"] = Value::from("archived"))?;
+    Ok(Some(Change {
+        op: "archive",
+        next,
+        changed: vec![Changed { name: name.into(), version: version.into(), old, new }],
+    }))
+}
+
+/// Take `version` out of the registry; returns the change and the removed entry.
+pub fn remove(reg: &Registry, store: &str, name: &str, version: &str) -> Result<(Change, Value)> {
+    let idx = reg.find(name, version).ok_or_else(|| not_found(store, name, version))?;
+    if reg.entries[idx].is_production {
+        return Err(Error::registry(
+            store,
+            format!("`{name}` `{version}` is production; make another version production before removing it"),
+        ));
+    }
+    let mut next = reg.clone();
+    let old = next.entries.remove(idx).value();
+    Ok((
+        Change {
+            op: "remove",
+            next,
+            changed: vec![Changed { name: name.into(), version: version.into(), old: old.clone(), new: Value::Null }],
+        },
+        old,
+    ))
+}
+
+/// Add a new entry (defaults filled in); returns the change and the stored entry.
+pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Value)> {
+    let Value::Object(mut obj) = entry else {
+        return Err(Error::invalid(
+            "registry::register",
+            "expects a map with at least `name`, `version` and `model_path`",
+        ));
+    };
+    obj.entry("is_production").or_insert(Value::Bool(false));
+    obj.entry("status").or_insert(Value::from("staging"));
+    obj.entry("created_at").or_insert_with(now_value);
+    obj.entry("promoted_at").or_insert(Value::Null);
+    obj.entry("metrics").or_insert_with(|| json!({}));
+    let value = Value::Object(obj);
+    let entry = Entry::from_value(&value)
+        .map_err(|m| Error::invalid("registry::register", format!("the new entry {m}")))?;
+    if entry.is_production {
+        return Err(Error::invalid(
+            "registry::register",
+            "register the entry first, then promote it with `registry::set_production`",
+        ));
+    }
+    let (name, version) = (entry.name.clone(), entry.version.clone());
+    if reg.find(&name, &version).is_some() {
+        return Err(Error::registry(store, format!("`{name}` `{version}` is already registered")));
+    }
+    let mut next = reg.clone();
+    next.entries.push(entry);
+    Ok((
+        Change {
+            op: "register",
+            next,
+            changed: vec![Changed { name, version, old: Value::Null, new: value.clone() }],
+        },
+        value,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(v: &str, status: &str, promoted: Option<&str>) -> Entry {
+        Entry::from_value(&json!({"name": "m", "version": v, "model_path": format!("models/{v}"), "is_production": status == "production",
+               "status": status, "created_at": "2026-01-01T00:00:00Z", "promoted_at": promoted, "metrics": {}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn previous_is_latest_promoted_superseded() {
+        let reg = Registry {
+            entries: vec![
+                entry("v1", "superseded", Some("2026-01-01T00:00:00Z")),
+                entry("v2", "superseded", Some("2026-01-03T00:00:00Z")),
+                entry("v3", "archived", Some("2026-01-04T00:00:00Z")),
+                entry("v4", "superseded", None),
+                entry("v5", "production", Some("2026-01-05T00:00:00Z")),
+            ],
+        };
+        assert_eq!(reg.previous("m").unwrap().version, "v2");
+        assert!(reg.previous("other").is_none());
+    }
+
+    #[test]
+    fn versions_and_names_are_plain_data() {
+        for bad in ["*", "v5/../../etc", "", ".hidden", "v 1", "v[1]"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+        for good in ["v1", "1.2.3", "sl_forecaster", "v2-rc+1"] {
+            assert!(is_plain_name(good), "{good:?}");
+        }
+        let e = Entry::from_value(&json!({"name": "m", "version": "*", "model_path": "x", "is_production": false, "status": "staging"}));
+        assert!(e.unwrap_err().contains("`version` may hold only"));
+    }
+
+    #[test]
+    fn deeply_nested_entries_are_refused_not_a_panic() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let text = format!(r#"{{"name":"m","version":"v1","model_path":"x","is_production":true,"status":"production","metrics":{deep}}}"#);
+        let raw = RawValue::from_string(text).unwrap();
+        assert!(Entry::from_raw(raw).is_err());
+    }
+}
