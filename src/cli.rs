@@ -1,9 +1,9 @@
 //! The command line: clap definitions, turned into validated options, dispatched to the
 //! library. Nothing below this module sees raw flags, and nothing here touches a workspace.
 
+use crate::effects::Console;
 use crate::effects::Durability;
 use crate::error::{Error, Result};
-use crate::effects::Console;
 use crate::runner::{self, RunOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,11 +54,16 @@ enum Command {
         /// Print nothing but errors; the run log is still written.
         #[arg(long, short = 'q')]
         quiet: bool,
-        /// When changes are forced to disk: `end` flushes once before the run reports
-        /// success, `each` fsyncs every write (slower, survives a power cut mid-run), `none`
-        /// leaves it to the OS. Writes are atomic (temp file + rename) in every mode.
+        /// When changes are forced to disk: `end` fsyncs what the run wrote once, before it
+        /// reports success, `each` fsyncs every write (slower, survives a power cut mid-run),
+        /// `none` leaves it to the OS. Writes are atomic (temp file + rename) in every mode.
         #[arg(long, value_name = "WHEN", default_value = "end", value_parser = ["end", "each", "none"])]
         sync: String,
+        /// With --dry-run: write the state the dry run ends with to FILE as JSON (every file
+        /// it would change: its new text, or sha256 for binary and large files; null for
+        /// removed), to compare with a real run. FILE must be outside the workspace.
+        #[arg(long, value_name = "FILE", requires = "dry_run")]
+        dry_run_state: Option<PathBuf>,
     },
     /// Parse and check runbooks without running them: header, syntax, calls to primitives.
     Check {
@@ -182,11 +187,13 @@ fn dispatch(command: Command) -> Result<i32> {
             timeout,
             quiet,
             sync,
+            dry_run_state,
         } => {
             let opts = RunOptions {
                 file,
                 workspace,
                 dry_run,
+                dry_run_state,
                 params,
                 timeout: parse_timeout(&timeout)?,
                 console: if quiet {

@@ -7,8 +7,8 @@
 //! validation data, a `src/sl/` package with a two-commit git history, and the shipped
 //! runbooks. Data is generated from a fixed seed, so every demo is the same.
 
-use crate::error::{Error, Result};
 use crate::effects::Console;
+use crate::error::{Error, Result};
 use crate::runner::{self, RunOptions};
 use serde_json::json;
 use std::fs;
@@ -368,6 +368,7 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             file: root.join("runbooks/full_rollback.rhai"),
             workspace: root.clone(),
             dry_run,
+            dry_run_state: None,
             params: Vec::new(),
             timeout: Some(std::time::Duration::from_secs(600)),
             console: Console::Stdout,

@@ -194,7 +194,10 @@ pub fn copy(root: &Root, src: &RelPath, dst: &RelPath) -> io::Result<usize> {
                 let from = open_dir(src_dir.as_fd(), &src_name)?;
                 let to = open_path_dir(dst_dir.as_fd(), &tmp)?;
                 let n = copy_tree(from.as_fd(), to.as_fd())?;
-                rustix::fs::fchmod(&open_dir(dst_dir.as_fd(), &tmp)?, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+                rustix::fs::fchmod(
+                    &open_dir(dst_dir.as_fd(), &tmp)?,
+                    Mode::from_raw_mode(st.st_mode & 0o7777),
+                )?;
                 Ok(n)
             })();
             made
@@ -207,7 +210,13 @@ pub fn copy(root: &Root, src: &RelPath, dst: &RelPath) -> io::Result<usize> {
         _ => copy_file_at(src_dir.as_fd(), &src_name, dst_dir.as_fd(), &tmp).map(|_| 1),
     };
     let result = result.and_then(|n| {
-        rustix::fs::renameat_with(&dst_dir, tmp.as_str(), &dst_dir, dst_name.as_str(), RenameFlags::NOREPLACE)?;
+        rustix::fs::renameat_with(
+            &dst_dir,
+            tmp.as_str(),
+            &dst_dir,
+            dst_name.as_str(),
+            RenameFlags::NOREPLACE,
+        )?;
         Ok(n)
     });
     if result.is_err() {
@@ -261,7 +270,11 @@ fn copy_tree(from: BorrowedFd, to: BorrowedFd) -> io::Result<usize> {
         match ft {
             FileType::Directory => {
                 let st = rustix::fs::statat(from, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-                rustix::fs::mkdirat(to, name.as_str(), Mode::from_raw_mode(st.st_mode & 0o7777 | 0o700))?;
+                rustix::fs::mkdirat(
+                    to,
+                    name.as_str(),
+                    Mode::from_raw_mode(st.st_mode & 0o7777 | 0o700),
+                )?;
                 let sub_from = open_dir(from, &name)?;
                 let sub_to = open_path_dir(to, &name)?;
                 count += copy_tree(sub_from.as_fd(), sub_to.as_fd())?;
@@ -346,8 +359,8 @@ impl WalkFilter {
     }
 }
 
-fn mtime_of(st: &rustix::fs::Stat) -> SystemTime {
-    let secs = st.st_mtime as i64;
+pub fn mtime_of(st: &rustix::fs::Stat) -> SystemTime {
+    let secs = st.st_mtime;
     let nanos = st.st_mtime_nsec as u32;
     if secs >= 0 {
         SystemTime::UNIX_EPOCH + std::time::Duration::new(secs as u64, nanos)
@@ -385,12 +398,20 @@ pub fn walk(
     use std::sync::{Arc, Condvar, Mutex};
 
     type Found = Vec<(String, SystemTime)>;
+    /// A directory still to list: its open handle and its path.
+    type Pending = (Arc<OwnedFd>, String);
     struct Queue {
-        dirs: Vec<(Arc<OwnedFd>, String)>,
+        dirs: Vec<Pending>,
         busy: usize,
         failed: Option<(String, io::Error)>,
     }
-    let shown = |rel: &str| if rel.is_empty() { ".".to_string() } else { rel.to_string() };
+    let shown = |rel: &str| {
+        if rel.is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string()
+        }
+    };
     let top = root
         .dir_for_listing(dir)
         .map_err(|e| (shown(dir.as_str()), e))?;
@@ -399,14 +420,27 @@ pub fn walk(
         rel: &str,
         filter: &WalkFilter,
         found: &mut Found,
-    ) -> Result<Vec<(Arc<OwnedFd>, String)>, (String, io::Error)> {
-        let here = |e: io::Error| (if rel.is_empty() { ".".to_string() } else { rel.to_string() }, e);
+    ) -> Result<Vec<Pending>, (String, io::Error)> {
+        let here = |e: io::Error| {
+            (
+                if rel.is_empty() {
+                    ".".to_string()
+                } else {
+                    rel.to_string()
+                },
+                e,
+            )
+        };
         let mut subdirs = Vec::new();
         for (name, ft) in entries(fd.as_fd()).map_err(here)? {
             if rel.is_empty() && name == ".runbook" {
                 continue;
             }
-            let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             if ft == FileType::Directory {
                 let sub = open_dir(fd.as_fd(), &name).map_err(|e| (path.clone(), e))?;
                 subdirs.push((Arc::new(sub), path));
@@ -465,7 +499,7 @@ pub fn walk(
         found = work();
     } else {
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(&work)).collect();
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
             for w in workers {
                 found.extend(w.join().expect("a walk worker panicked"));
             }
@@ -483,11 +517,11 @@ pub fn walk(
 
 /// Every path (files and directories) below `dir`, recursively, not descending through
 /// links; `.runbook/` at the root is skipped. For `**` globs.
-fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<RelPath>) {
+pub fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<(RelPath, bool)>) {
     let Ok(fd) = root.dir_for_listing(dir) else {
         return;
     };
-    fn rec(fd: BorrowedFd, rel: &RelPath, out: &mut Vec<RelPath>) {
+    fn rec(fd: BorrowedFd, rel: &RelPath, out: &mut Vec<(RelPath, bool)>) {
         let Ok(list) = entries(fd) else {
             return;
         };
@@ -497,12 +531,12 @@ fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<RelPath>) {
             }
             let path = rel.join(&name);
             if ft == FileType::Directory {
-                out.push(path.clone());
+                out.push((path.clone(), true));
                 if let Ok(sub) = open_dir(fd, &name) {
                     rec(sub.as_fd(), &path, out);
                 }
             } else {
-                out.push(path);
+                out.push((path, false));
             }
         }
     }
@@ -535,6 +569,7 @@ pub fn glob(
             }
             let mut out: Vec<RelPath> = below
                 .into_iter()
+                .map(|(p, _)| p)
                 .filter(|p| compiled.matches_with(p.as_str(), opts))
                 .collect();
             // `a/**` also matches `a` itself in the glob crate's semantics.

@@ -94,14 +94,22 @@ fn plan(ws: &Workspace) -> std::cell::Ref<'_, Plan> {
 pub fn specs(paths: &[RelPath]) -> Vec<String> {
     paths
         .iter()
-        .map(|p| if p.is_root() { ".".to_string() } else { p.as_str().to_string() })
+        .map(|p| {
+            if p.is_root() {
+                ".".to_string()
+            } else {
+                p.as_str().to_string()
+            }
+        })
         .collect()
 }
 
 fn under(path: &str, specs: &[String]) -> bool {
     specs.is_empty()
         || specs.iter().any(|s| {
-            s == "." || path == s || (path.starts_with(s.as_str()) && path.as_bytes().get(s.len()) == Some(&b'/'))
+            s == "."
+                || path == s
+                || (path.starts_with(s.as_str()) && path.as_bytes().get(s.len()) == Some(&b'/'))
         })
 }
 
@@ -109,7 +117,10 @@ fn under(path: &str, specs: &[String]) -> bool {
 /// branch and planned tags move with them; anything else is a real revision.
 fn translate(ws: &Workspace, rev: &str) -> Result<Rev> {
     let plan = plan(ws);
-    if let Some(n) = rev.strip_prefix("planned:").and_then(|n| n.parse::<usize>().ok()) {
+    if let Some(n) = rev
+        .strip_prefix("planned:")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         if n >= 1 && n <= plan.commits.len() {
             return Ok(Rev::Planned(n));
         }
@@ -122,7 +133,7 @@ fn translate(ws: &Workspace, rev: &str) -> Result<Rev> {
         return Ok(Rev::Real(rev.to_string()));
     }
     let (base, back) = match rev.split_once('~') {
-        Some((b, n)) if n.is_empty() => (b, 1),
+        Some((b, "")) => (b, 1),
         Some((b, n)) => match n.parse::<usize>() {
             Ok(n) => (b, n),
             Err(_) => return Ok(Rev::Real(rev.to_string())),
@@ -364,12 +375,28 @@ pub fn checkout_changes(ws: &Workspace, rev: &str, paths: &[RelPath]) -> Result<
         match view(ws, &f) {
             None => {
                 let added = if binary { 0 } else { line_counts(b"", &new).0 };
-                out.push(FileChange { path: f, status: 'D', added, deleted: 0, binary });
+                out.push(FileChange {
+                    path: f,
+                    status: 'D',
+                    added,
+                    deleted: 0,
+                    binary,
+                });
             }
             Some(old) if old[..] != new[..] => {
                 let binary = binary || is_binary(&old);
-                let (added, deleted) = if binary { (0, 0) } else { line_counts(&old, &new) };
-                out.push(FileChange { path: f, status: 'M', added, deleted, binary });
+                let (added, deleted) = if binary {
+                    (0, 0)
+                } else {
+                    line_counts(&old, &new)
+                };
+                out.push(FileChange {
+                    path: f,
+                    status: 'M',
+                    added,
+                    deleted,
+                    binary,
+                });
             }
             Some(_) => {}
         }
@@ -447,7 +474,13 @@ fn save(ws: &Workspace, repo: &Repo, files: &[String]) -> Result<Vec<RelPath>> {
             differ |= tracked && i != v;
         }
         let mark = |b: bool| if b { vec![1u8] } else { Vec::new() };
-        let staged = if st && (differ || !wt) { vec![2u8] } else if st { mark(wt) } else { Vec::new() };
+        let staged = if st && (differ || !wt) {
+            vec![2u8]
+        } else if st {
+            mark(wt)
+        } else {
+            Vec::new()
+        };
         (mark(wt), staged)
     } else {
         (repo.diff_patch(files)?, repo.staged_patch(files)?)
@@ -489,9 +522,16 @@ pub(super) fn add(ws: &Workspace, paths: &[RelPath]) -> Result<GitOutcome> {
 /// Fail before anything is staged when a commit could not be made.
 pub fn check_commit(ws: &Workspace, message: &str, all: bool) -> Result<()> {
     if message.trim().is_empty() {
-        return Err(Error::invalid("commit message", "is empty; say what the commit changes"));
+        return Err(Error::invalid(
+            "commit message",
+            "is empty; say what the commit changes",
+        ));
     }
-    let command = if all { "git add -A && git commit" } else { "git commit" };
+    let command = if all {
+        "git add -A && git commit"
+    } else {
+        "git commit"
+    };
     repo(ws)?.check_identity(command)
 }
 
@@ -499,7 +539,11 @@ pub fn check_commit(ws: &Workspace, message: &str, all: bool) -> Result<()> {
 pub(super) fn commit(ws: &Workspace, message: &str, all: bool) -> Result<GitOutcome> {
     check_commit(ws, message, all)?;
     let repo = repo(ws)?;
-    let command = if all { "git add -A && git commit" } else { "git commit" };
+    let command = if all {
+        "git add -A && git commit"
+    } else {
+        "git commit"
+    };
     let nothing = |ws: &Workspace| {
         let why = if all {
             "the work tree is clean"
@@ -548,7 +592,11 @@ pub(super) fn commit(ws: &Workspace, message: &str, all: bool) -> Result<GitOutc
     }
     let files: Vec<String> = entries.keys().cloned().collect();
     let mut plan = ws.git.plan.borrow_mut();
-    let mut tree = plan.commits.last().map(|c| c.tree.clone()).unwrap_or_default();
+    let mut tree = plan
+        .commits
+        .last()
+        .map(|c| c.tree.clone())
+        .unwrap_or_default();
     for (f, content) in entries {
         plan.index.insert(f.clone(), content.clone());
         tree.insert(f, content);
@@ -589,11 +637,23 @@ pub(super) fn tag(ws: &Workspace, name: &str, message: &str) -> Result<GitOutcom
         ));
     }
     let planned = plan(ws).commits.len();
-    let head = if planned > 0 { None } else { Some(repo.head()?) };
+    let head = if planned > 0 {
+        None
+    } else {
+        Some(repo.head()?)
+    };
     repo.check_identity(&format!("git tag -a {name}"))?;
     if ws.dry_run {
-        let target = if planned > 0 { Rev::Planned(planned) } else { Rev::Real(head.clone().unwrap_or_default()) };
-        ws.git.plan.borrow_mut().tags.insert(name.to_string(), target);
+        let target = if planned > 0 {
+            Rev::Planned(planned)
+        } else {
+            Rev::Real(head.clone().unwrap_or_default())
+        };
+        ws.git
+            .plan
+            .borrow_mut()
+            .tags
+            .insert(name.to_string(), target);
     } else {
         repo.tag_annotated(name, message)?;
     }

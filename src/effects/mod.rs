@@ -110,9 +110,10 @@ pub enum Effect<'a> {
 impl Effect<'_> {
     fn kind(&self) -> ActionKind {
         match self {
-            Effect::Write { .. } | Effect::Append { .. } | Effect::Copy { .. } | Effect::Mkdir { .. } => {
-                ActionKind::FileWritten
-            }
+            Effect::Write { .. }
+            | Effect::Append { .. }
+            | Effect::Copy { .. }
+            | Effect::Mkdir { .. } => ActionKind::FileWritten,
             Effect::Move { .. } => ActionKind::FileMoved,
             Effect::Remove { .. } => ActionKind::FileRemoved,
             Effect::GitCheckout { .. }
@@ -191,7 +192,11 @@ fn io_error(rel: &RelPath, action: &'static str, e: io::Error) -> Error {
 }
 
 fn not_found(rel: &RelPath, action: &'static str) -> Error {
-    Error::io(rel.to_string(), action, io::Error::from(io::ErrorKind::NotFound))
+    Error::io(
+        rel.to_string(),
+        action,
+        io::Error::from(io::ErrorKind::NotFound),
+    )
 }
 
 impl Workspace {
@@ -278,7 +283,8 @@ impl Workspace {
         }
         for rel in self.touched_files.borrow().iter() {
             if let Ok(f) = self.root.open_read(rel) {
-                f.sync_all().map_err(|e| io_error(rel, "flush to disk", e))?;
+                f.sync_all()
+                    .map_err(|e| io_error(rel, "flush to disk", e))?;
             }
         }
         for rel in self.touched_dirs.borrow().iter() {
@@ -335,9 +341,16 @@ impl Workspace {
 
     fn check_writable(given: &str, rel: &RelPath) -> Result<()> {
         if rel.is_root() {
-            return Err(Error::sandbox(given, "the workspace root itself cannot be changed"));
+            return Err(Error::sandbox(
+                given,
+                "the workspace root itself cannot be changed",
+            ));
         }
-        let through = if given.trim().trim_start_matches("./").starts_with(rel.first_component()) {
+        let through = if given
+            .trim()
+            .trim_start_matches("./")
+            .starts_with(rel.first_component())
+        {
             String::new()
         } else {
             format!(" (it leads to `{rel}`)")
@@ -443,17 +456,24 @@ impl Workspace {
                     Some((canon, entries.into_iter().collect()))
                 });
                 let Some((canon_parent, names)) = listing.as_ref() else {
-                    return self.resolve(given).map(|r| self.exists(&r)).unwrap_or(false);
+                    return self
+                        .resolve(given)
+                        .map(|r| self.exists(&r))
+                        .unwrap_or(false);
                 };
                 let rel = canon_parent.join(lexical.file_name());
                 if lexical.is_root() || !matches!(self.overlay.lookup(&rel), Lookup::Disk) {
-                    return self.resolve(given).map(|r| self.exists(&r)).unwrap_or(false);
+                    return self
+                        .resolve(given)
+                        .map(|r| self.exists(&r))
+                        .unwrap_or(false);
                 }
                 match names.get(lexical.file_name()) {
                     // A symlink may point anywhere: check it the slow, exact way.
-                    Some(rustix::fs::FileType::Symlink) => {
-                        self.resolve(given).map(|r| self.exists(&r)).unwrap_or(false)
-                    }
+                    Some(rustix::fs::FileType::Symlink) => self
+                        .resolve(given)
+                        .map(|r| self.exists(&r))
+                        .unwrap_or(false),
                     Some(_) => true,
                     None => false,
                 }
@@ -490,7 +510,7 @@ impl Workspace {
                     .root
                     .lstat(rel)
                     .map_err(|e| io_error(rel, "read the modification time of", e))?;
-                Ok(disk_mtime(&st))
+                Ok(disk::mtime_of(&st))
             }
         }
     }
@@ -559,7 +579,9 @@ impl Workspace {
         };
         let mut out = Vec::new();
         for rel in disk::glob(&self.root, trimmed, &compiled, opts).map_err(bad)? {
-            if rel.first_component() != own::DIR && matches!(self.overlay.lookup(&rel), Lookup::Disk) {
+            if rel.first_component() != own::DIR
+                && matches!(self.overlay.lookup(&rel), Lookup::Disk)
+            {
                 out.push(rel);
             }
         }
@@ -647,8 +669,13 @@ impl Workspace {
             return Ok(outcome);
         }
         let record = describe(&outcome);
-        self.journal
-            .action(kind, &record.op, record.args, &record.summary, record.result);
+        self.journal.action(
+            kind,
+            &record.op,
+            record.args,
+            &record.summary,
+            record.result,
+        );
         Ok(outcome)
     }
 
@@ -676,6 +703,7 @@ impl Workspace {
         let existed = self.exists(rel);
         if self.dry_run {
             let kept = existed.then(|| self.trash_place(rel));
+            self.ensure_parents(rel);
             self.overlay.set(
                 rel,
                 Entry::File {
@@ -708,6 +736,7 @@ impl Workspace {
                 Vec::new()
             };
             data.extend_from_slice(bytes);
+            self.ensure_parents(rel);
             self.overlay.set(
                 rel,
                 Entry::File {
@@ -767,25 +796,73 @@ impl Workspace {
     /// The dry-run half of `copy` (and of `rename`, which then hides the source): put a
     /// copy of a file or tree into the overlay. On-disk files are referenced, not read.
     fn overlay_copy(&self, src: &RelPath, dst: &RelPath) -> Result<usize> {
+        self.ensure_parents(dst);
         if !self.is_dir(src) {
             let (content, mtime) = (self.content(src)?, self.mtime(src)?);
             self.overlay.set(dst, Entry::File { content, mtime });
             return Ok(1);
         }
-        let files = self.walk_files(src)?;
-        self.overlay.set(dst, Entry::Dir { shadows_disk: false });
-        for f in &files {
-            let suffix = &f.path.as_str()[src.as_str().len() + 1..];
-            let content = self.content(&f.path)?;
-            self.overlay.set(
-                &dst.join(suffix),
-                Entry::File {
-                    content,
-                    mtime: f.mtime,
-                },
-            );
+        self.overlay.set(
+            dst,
+            Entry::Dir {
+                shadows_disk: false,
+            },
+        );
+        let mut files = 0;
+        for (path, is_dir) in self.tree(src)? {
+            let target = dst.join(&path.as_str()[src.as_str().len() + 1..]);
+            if is_dir {
+                self.overlay.set(
+                    &target,
+                    Entry::Dir {
+                        shadows_disk: false,
+                    },
+                );
+            } else {
+                let (content, mtime) = (self.content(&path)?, self.mtime(&path)?);
+                self.overlay.set(&target, Entry::File { content, mtime });
+                files += 1;
+            }
         }
-        Ok(files.len())
+        Ok(files)
+    }
+
+    /// Everything below `dir` as the run sees it, files and directories (links as files,
+    /// not followed), in path order, hidden files included: what a copy of `dir` holds.
+    fn tree(&self, dir: &RelPath) -> Result<Vec<(RelPath, bool)>> {
+        let mut out: BTreeMap<RelPath, bool> = BTreeMap::new();
+        let hidden_root = matches!(
+            self.overlay.lookup(dir),
+            Lookup::Hidden
+                | Lookup::Overlay(Entry::Removed)
+                | Lookup::Overlay(Entry::Dir { shadows_disk: true })
+        );
+        if !hidden_root && self.root.dir(dir).is_ok() {
+            let mut below = Vec::new();
+            disk::all_below(&self.root, dir, &mut below);
+            for (p, is_dir) in below {
+                if matches!(self.overlay.lookup(&p), Lookup::Disk) {
+                    out.insert(p, is_dir);
+                }
+            }
+        }
+        for (p, e) in self.overlay.snapshot() {
+            if p.is_within(dir)
+                && &p != dir
+                && matches!(self.overlay.lookup(&p), Lookup::Overlay(_))
+            {
+                match e {
+                    Entry::File { .. } => {
+                        out.insert(p, false);
+                    }
+                    Entry::Dir { .. } => {
+                        out.insert(p, true);
+                    }
+                    Entry::Removed => {}
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     fn mkdir(&self, rel: &RelPath) -> Result<bool> {
@@ -799,11 +876,17 @@ impl Workspace {
             ));
         }
         if self.dry_run {
+            self.ensure_parents(rel);
             let shadows = matches!(
                 self.overlay.lookup(rel),
                 Lookup::Overlay(Entry::Removed) | Lookup::Hidden
             );
-            self.overlay.set(rel, Entry::Dir { shadows_disk: shadows });
+            self.overlay.set(
+                rel,
+                Entry::Dir {
+                    shadows_disk: shadows,
+                },
+            );
             return Ok(true);
         }
         let made = disk::mkdir_all(&self.root, rel)
@@ -812,8 +895,32 @@ impl Workspace {
         Ok(made)
     }
 
+    /// A dry run's writes create missing parent directories, as the real ones do, so that
+    /// `fs::is_dir`, globs and listings see them.
+    fn ensure_parents(&self, rel: &RelPath) {
+        let mut missing = Vec::new();
+        let mut cur = rel.parent();
+        while let Some(p) = cur {
+            if p.is_root() || self.is_dir(&p) {
+                break;
+            }
+            cur = p.parent();
+            missing.push(p);
+        }
+        for p in missing {
+            let shadows = matches!(self.overlay.lookup(&p), Lookup::Overlay(_) | Lookup::Hidden);
+            self.overlay.set(
+                &p,
+                Entry::Dir {
+                    shadows_disk: shadows,
+                },
+            );
+        }
+    }
+
     /// Record in the overlay a file an external tool would write (a git checkout).
     fn simulate_write(&self, rel: &RelPath, bytes: &[u8]) {
+        self.ensure_parents(rel);
         self.overlay.set(
             rel,
             Entry::File {
@@ -877,7 +984,10 @@ impl Workspace {
                     let below = disk::walk(&self.root, path, &WalkFilter::default())
                         .map_err(|(p, e)| Error::io(p, "list", e))?;
                     for (rel, _) in below {
-                        if !matches!(self.overlay.lookup(&rel), Lookup::Overlay(Entry::File { .. })) {
+                        if !matches!(
+                            self.overlay.lookup(&rel),
+                            Lookup::Overlay(Entry::File { .. })
+                        ) {
                             out.entry(rel).or_insert(None);
                         }
                     }
@@ -914,14 +1024,20 @@ impl Workspace {
             self.overlay.contains(r) || self.root.lstat(r).is_ok()
         });
         if self.dry_run {
-            self.overlay.set(&chosen, Entry::Dir { shadows_disk: false });
+            self.overlay.set(
+                &chosen,
+                Entry::Dir {
+                    shadows_disk: false,
+                },
+            );
         }
         chosen
     }
 
-    /// The dry run's view of every file it changed, for the differential tests and for
-    /// reviewers: path → `null` (removed) or the sha256 of the content it would have.
-    pub fn view_changes(&self) -> Result<Value> {
+    /// The dry run's view of every file it changed: path → `null` (removed) or
+    /// `{"text": ...}` (UTF-8 up to 1 MiB) or `{"sha256": ...}`. For the differential tests
+    /// and for reviewers (`runbook run --dry-run --dry-run-state FILE`).
+    pub fn view_state(&self) -> Result<Value> {
         use sha2::{Digest, Sha256};
         let mut out = serde_json::Map::new();
         for (rel, content) in self.simulated_files()? {
@@ -929,14 +1045,59 @@ impl Workspace {
                 None => Value::Null,
                 Some(c) => {
                     let bytes = self.bytes(&c)?;
-                    let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-                    Value::String(hash)
+                    match std::str::from_utf8(&bytes) {
+                        Ok(text) if bytes.len() <= 1 << 20 => serde_json::json!({ "text": text }),
+                        _ => {
+                            let hash: String = Sha256::digest(&bytes)
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect();
+                            serde_json::json!({ "sha256": hash })
+                        }
+                    }
                 }
             };
             out.insert(rel.as_str().to_string(), v);
         }
         Ok(Value::Object(out))
     }
+}
+
+/// Write a file the user named on the command line (a dry run's state, a report, a plan):
+/// atomically, where they said, and never inside the workspace, which a dry run must leave
+/// as it was and a real run changes only through the door.
+pub fn write_output(path: &Path, workspace: &Path, bytes: &[u8]) -> Result<()> {
+    let shown = path.display().to_string();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&parent)
+        .map_err(|e| Error::io(parent.display().to_string(), "open", e))?;
+    if dir.starts_with(workspace) {
+        return Err(Error::Usage(format!(
+            "`{shown}` is inside the workspace; write it somewhere else (the workspace changes only through runbooks)"
+        )));
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("`{shown}` is not a file name")))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(disk::temp_name(&name));
+    let result = (|| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        std::fs::rename(&tmp, dir.join(&name))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::io(shown, "write", e))
 }
 
 /// How a loader gets a file: opened through the sandbox, or a dry run's simulated bytes.
@@ -967,15 +1128,5 @@ impl StoreWriter<'_> {
     pub fn stamp(&self, rel: &RelPath) -> Result<Stamp> {
         let content = self.ws.content(rel)?;
         self.ws.stamp(&content)
-    }
-}
-
-fn disk_mtime(st: &rustix::fs::Stat) -> SystemTime {
-    let secs = st.st_mtime as i64;
-    let nanos = st.st_mtime_nsec as u32;
-    if secs >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(nanos))
     }
 }

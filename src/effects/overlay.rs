@@ -28,7 +28,9 @@ pub(in crate::effects) enum Entry {
     },
     /// A directory made in the dry run. `shadows_disk` is set when it replaced a removed
     /// directory, so what was on disk below it no longer counts.
-    Dir { shadows_disk: bool },
+    Dir {
+        shadows_disk: bool,
+    },
     Removed,
 }
 

@@ -48,7 +48,8 @@ pub fn check(root: &Root) -> Result<()> {
             return Err(refuse(&path));
         }
         if *ft == FileType::Directory && ENTRIES_CHECKED.contains(&name.as_str()) {
-            let inner = disk::list(root, &rel(&path)).map_err(|e| Error::io(path.clone(), "list", e))?;
+            let inner =
+                disk::list(root, &rel(&path)).map_err(|e| Error::io(path.clone(), "list", e))?;
             if let Some((n, _)) = inner.iter().find(|(_, t)| *t == FileType::Symlink) {
                 return Err(refuse(&format!("{path}/{n}")));
             }
@@ -88,9 +89,7 @@ pub struct WorkspaceLock {
 /// real run is refused, naming the first.
 pub fn lock(root: &Root, run_id: &str) -> Result<WorkspaceLock> {
     ensure(root)?;
-    let dir = root
-        .dir(&rel(DIR))
-        .map_err(|e| Error::io(DIR, "open", e))?;
+    let dir = root.dir(&rel(DIR)).map_err(|e| Error::io(DIR, "open", e))?;
     let fd = rustix::fs::openat(
         &dir,
         "lock",
@@ -123,7 +122,7 @@ pub fn lock(root: &Root, run_id: &str) -> Result<WorkspaceLock> {
         ));
     }
     let _ = file.set_len(0);
-    let _ = write!(file, "run {run_id} by pid {}\n", std::process::id());
+    let _ = writeln!(file, "run {run_id} by pid {}", std::process::id());
     Ok(WorkspaceLock { _file: file })
 }
 
@@ -141,7 +140,13 @@ pub fn create_log(root: &Root, run_id: &str) -> Result<(File, std::path::PathBuf
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )
-    .map_err(|e| Error::io(format!(".runbook/runs/{name}"), "create the run log", e.into()))?;
+    .map_err(|e| {
+        Error::io(
+            format!(".runbook/runs/{name}"),
+            "create the run log",
+            e.into(),
+        )
+    })?;
     Ok((File::from(fd), root.display_abs(&dir_rel.join(&name))))
 }
 

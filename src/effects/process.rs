@@ -64,7 +64,12 @@ fn wait_gone(pid: i32, timeout: Duration) -> bool {
     }
 }
 
-pub(super) fn stop(ws: &Workspace, pidfile: &RelPath, pid: i32, timeout: Duration) -> Result<ProcessOutcome> {
+pub(super) fn stop(
+    ws: &Workspace,
+    pidfile: &RelPath,
+    pid: i32,
+    timeout: Duration,
+) -> Result<ProcessOutcome> {
     if pid <= 1 || pid as u32 == std::process::id() {
         return Err(Error::invalid(
             format!("pid file `{pidfile}`"),

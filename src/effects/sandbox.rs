@@ -147,7 +147,9 @@ impl Root {
                         OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                         Mode::empty(),
                     )
-                    .map_err(|e| format!("`{}` cannot be opened: {e}", shown_path(&resolved, &comp)))?;
+                    .map_err(|e| {
+                        format!("`{}` cannot be opened: {e}", shown_path(&resolved, &comp))
+                    })?;
                     fds.push(fd);
                     resolved.push(comp);
                 }
@@ -209,13 +211,17 @@ impl Root {
 
     /// The directory holding `rel` and `rel`'s own name. `rel` must not be the root.
     pub fn parent(&self, rel: &RelPath) -> io::Result<(OwnedFd, String)> {
-        let parent = rel.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let parent = rel
+            .parent()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         Ok((self.dir(&parent)?, rel.file_name().to_string()))
     }
 
     /// Like [`parent`](Self::parent), creating the missing directories on the way.
     pub fn parent_made(&self, rel: &RelPath) -> io::Result<(OwnedFd, String)> {
-        let parent = rel.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let parent = rel
+            .parent()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         Ok((self.make_dirs(&parent)?, rel.file_name().to_string()))
     }
 
@@ -253,7 +259,11 @@ impl Root {
             return Ok(rustix::fs::fstat(&self.fd)?);
         }
         let (dir, name) = self.parent(rel)?;
-        Ok(rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?)
+        Ok(rustix::fs::statat(
+            &dir,
+            name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
     }
 
     /// Open a file for reading. `rel` is canonical, so a link in its place is refused.
@@ -311,14 +321,39 @@ mod tests {
         symlink(d.join("models"), d.join("absin")).unwrap();
         symlink("loop", d.join("loop")).unwrap();
         let root = Root::open(d).unwrap();
-        assert_eq!(root.canonical(&rel("self/.git/config"), true).unwrap().as_str(), ".git/config");
-        assert_eq!(root.canonical(&rel("dotgit/x"), true).unwrap().as_str(), ".git/x");
-        assert_eq!(root.canonical(&rel("absin/sub/f"), true).unwrap().as_str(), "models/sub/f");
-        assert_eq!(root.canonical(&rel("models/missing/f"), true).unwrap().as_str(), "models/missing/f");
-        assert_eq!(root.canonical(&rel("dotgit"), false).unwrap().as_str(), "dotgit");
-        assert!(root.canonical(&rel("out/x"), true).unwrap_err().contains("outside"));
+        assert_eq!(
+            root.canonical(&rel("self/.git/config"), true)
+                .unwrap()
+                .as_str(),
+            ".git/config"
+        );
+        assert_eq!(
+            root.canonical(&rel("dotgit/x"), true).unwrap().as_str(),
+            ".git/x"
+        );
+        assert_eq!(
+            root.canonical(&rel("absin/sub/f"), true).unwrap().as_str(),
+            "models/sub/f"
+        );
+        assert_eq!(
+            root.canonical(&rel("models/missing/f"), true)
+                .unwrap()
+                .as_str(),
+            "models/missing/f"
+        );
+        assert_eq!(
+            root.canonical(&rel("dotgit"), false).unwrap().as_str(),
+            "dotgit"
+        );
+        assert!(root
+            .canonical(&rel("out/x"), true)
+            .unwrap_err()
+            .contains("outside"));
         assert!(root.canonical(&rel("models/up/x"), true).is_err());
-        assert!(root.canonical(&rel("loop"), true).unwrap_err().contains("loop"));
+        assert!(root
+            .canonical(&rel("loop"), true)
+            .unwrap_err()
+            .contains("loop"));
     }
 
     #[test]

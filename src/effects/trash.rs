@@ -64,12 +64,20 @@ fn files_below(root: &Root, dir: &RelPath) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
     while let Some(sub) = stack.pop() {
-        let here = if sub.is_empty() { dir.clone() } else { dir.join(&sub) };
+        let here = if sub.is_empty() {
+            dir.clone()
+        } else {
+            dir.join(&sub)
+        };
         let Ok(list) = disk::list(root, &here) else {
             continue;
         };
         for (name, ft) in list {
-            let path = if sub.is_empty() { name } else { format!("{sub}/{name}") };
+            let path = if sub.is_empty() {
+                name
+            } else {
+                format!("{sub}/{name}")
+            };
             if ft == FileType::Directory {
                 stack.push(path);
             } else {
@@ -147,7 +155,10 @@ pub fn restore(workspace: &Path, run_id: &str, paths: &[String]) -> Result<()> {
     // restored over an existing file or outside the workspace.
     let mut targets: std::collections::BTreeMap<String, Vec<&String>> = Default::default();
     for e in &chosen {
-        targets.entry(original_path(e).to_string()).or_default().push(e);
+        targets
+            .entry(original_path(e).to_string())
+            .or_default()
+            .push(e);
     }
     for (target, from) in &targets {
         if from.len() > 1 {
@@ -167,7 +178,10 @@ pub fn restore(workspace: &Path, run_id: &str, paths: &[String]) -> Result<()> {
             .canonical(&lexical, false)
             .map_err(|reason| Error::sandbox(target.clone(), reason))?;
         if matches!(canon.first_component(), ".runbook" | ".git") {
-            return Err(Error::sandbox(target.clone(), "it resolves into `.runbook/` or `.git/`"));
+            return Err(Error::sandbox(
+                target.clone(),
+                "it resolves into `.runbook/` or `.git/`",
+            ));
         }
         if root.lstat(&canon).is_ok() {
             return Err(Error::Usage(format!(
@@ -177,7 +191,8 @@ pub fn restore(workspace: &Path, run_id: &str, paths: &[String]) -> Result<()> {
         planned.push((dir.join(from[0]), canon, target.clone()));
     }
     for (src, dst, shown) in planned {
-        disk::move_noreplace(&root, &src, &dst).map_err(|e| Error::io(shown.clone(), "restore", e))?;
+        disk::move_noreplace(&root, &src, &dst)
+            .map_err(|e| Error::io(shown.clone(), "restore", e))?;
         println!("restored {shown}");
     }
     Ok(())
@@ -205,7 +220,9 @@ pub fn purge(
                 .into_iter()
                 .filter(|id| {
                     id.get(..16)
-                        .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok())
+                        .and_then(|t| {
+                            chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok()
+                        })
                         .is_some_and(|t| t.and_utc() < cutoff)
                 })
                 .collect()

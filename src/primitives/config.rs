@@ -240,8 +240,12 @@ fn check_training_config(ctx: &RunContext, path: &str) -> Result<Vec<String>> {
         )
     };
     ctx.ws.check(
-        Record::new("config.check_training_config", json!({"path": rel.as_str()}), summary)
-            .with_result(json!({"problems": problems})),
+        Record::new(
+            "config.check_training_config",
+            json!({"path": rel.as_str()}),
+            summary,
+        )
+        .with_result(json!({"problems": problems})),
     );
     Ok(problems)
 }

@@ -103,14 +103,21 @@ impl Git {
         let paths = self.paths(given, true)?;
         let specs = git::specs(&paths);
         let shown_paths = self.shown_list(&paths);
-        let effect = Effect::GitCheckout { rev: rev.to_string(), paths: paths.clone() };
+        let effect = Effect::GitCheckout {
+            rev: rev.to_string(),
+            paths: paths.clone(),
+        };
         let done = self.ws().perform(effect, |out| {
             let g = out.git.clone().unwrap_or_default();
             let described: Vec<String> = g.changes.iter().map(describe_change).collect();
             let files = if g.changes.is_empty() {
                 "no file changes".to_string()
             } else {
-                format!("{}: {}", count(g.changes.len(), "file"), name_list_plain(&described))
+                format!(
+                    "{}: {}",
+                    count(g.changes.len(), "file"),
+                    name_list_plain(&described)
+                )
             };
             let saved_names: Vec<String> = g.saved.iter().map(|p| p.to_string()).collect();
             let kept = if g.saved.is_empty() {
@@ -138,11 +145,19 @@ impl Git {
         out.insert("commit".into(), g.commit.unwrap_or_default().into());
         out.insert(
             "files".into(),
-            g.changes.iter().map(|c| Dynamic::from(c.path.clone())).collect::<Array>().into(),
+            g.changes
+                .iter()
+                .map(|c| Dynamic::from(c.path.clone()))
+                .collect::<Array>()
+                .into(),
         );
         out.insert(
             "saved".into(),
-            g.saved.iter().map(|p| Dynamic::from(p.to_string())).collect::<Array>().into(),
+            g.saved
+                .iter()
+                .map(|p| Dynamic::from(p.to_string()))
+                .collect::<Array>()
+                .into(),
         );
         Ok(out)
     }
@@ -153,14 +168,22 @@ impl Git {
         let shown_paths = self.shown_list(&paths);
         let specs = git::specs(&paths);
         let done = self.ws().perform(Effect::GitAdd { paths }, |out| {
-            let files = out.git.as_ref().map(|g| g.files.clone()).unwrap_or_default();
+            let files = out
+                .git
+                .as_ref()
+                .map(|g| g.files.clone())
+                .unwrap_or_default();
             let what = if files.is_empty() {
                 "nothing changed there".to_string()
             } else {
                 format!("{}: {}", count(files.len(), "file"), name_list(&files))
             };
-            Record::new("git.add", json!({"paths": specs}), format!("stage {shown_paths} ({what})"))
-                .with_result(json!({"files": files}))
+            Record::new(
+                "git.add",
+                json!({"paths": specs}),
+                format!("stage {shown_paths} ({what})"),
+            )
+            .with_result(json!({"files": files}))
         })?;
         let files = done.git.map(|g| g.files).unwrap_or_default();
         Ok(files.into_iter().map(Dynamic::from).collect())
@@ -171,7 +194,10 @@ impl Git {
         // Before anything is staged, so that a missing identity leaves the index alone.
         git::check_commit(self.ws(), message, all)?;
         let subject = message.lines().next().unwrap_or_default().to_string();
-        let effect = Effect::GitCommit { message: message.to_string(), all };
+        let effect = Effect::GitCommit {
+            message: message.to_string(),
+            all,
+        };
         let done = self.ws().perform(effect, |out| {
             let g = out.git.clone().unwrap_or_default();
             Record::new(
@@ -183,15 +209,28 @@ impl Git {
         })?;
         let g = done.git.unwrap_or_default();
         let mut out = Map::new();
-        out.insert("commit".into(), g.commit.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
-        out.insert("files".into(), g.files.into_iter().map(Dynamic::from).collect::<Array>().into());
+        out.insert(
+            "commit".into(),
+            g.commit.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
+        out.insert(
+            "files".into(),
+            g.files
+                .into_iter()
+                .map(Dynamic::from)
+                .collect::<Array>()
+                .into(),
+        );
         Ok(out)
     }
 
     /// `git tag -a NAME -m MESSAGE` on `HEAD`.
     fn tag(&self, name: &str, message: &str) -> Result<()> {
         let subject = message.lines().next().unwrap_or_default().to_string();
-        let effect = Effect::GitTag { name: name.to_string(), message: message.to_string() };
+        let effect = Effect::GitTag {
+            name: name.to_string(),
+            message: message.to_string(),
+        };
         self.ws().perform(effect, |out| {
             let head = out.git.as_ref().and_then(|g| g.commit.clone());
             let on = match &head {

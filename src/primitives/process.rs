@@ -93,7 +93,9 @@ pub fn stop(ctx: &RunContext, pidfile: &str, timeout: Duration) -> Result<Map> {
                 timeout.as_secs_f64()
             )
         } else {
-            format!("stop pid {pid} (`{command}`) from `{rel}`: {outcome}; pid file kept at `{kept}`")
+            format!(
+                "stop pid {pid} (`{command}`) from `{rel}`: {outcome}; pid file kept at `{kept}`"
+            )
         };
         Record::new("process.stop", args, summary).with_result(json!({"outcome": outcome}))
     })?;

@@ -36,22 +36,39 @@ impl Reg {
     }
 
     /// Apply `change` through the door, journaled as `registry.<op>` with `summary`.
-    fn apply(&self, change: &Change, name: &str, version: &str, summary: String, result: Option<Value>) -> Result<()> {
+    fn apply(
+        &self,
+        change: &Change,
+        name: &str,
+        version: &str,
+        summary: String,
+        result: Option<Value>,
+    ) -> Result<()> {
         let store = self.store()?;
         let path = store.name();
         let op = format!("registry.{}", change.op);
-        self.ctx.ws.perform(Effect::Registry { store, change }, |_| {
-            let r = Record::new(&op, json!({"path": path, "name": name, "version": version}), summary);
-            match result {
-                Some(v) => r.with_result(v),
-                None => r,
-            }
-        })?;
+        self.ctx
+            .ws
+            .perform(Effect::Registry { store, change }, |_| {
+                let r = Record::new(
+                    &op,
+                    json!({"path": path, "name": name, "version": version}),
+                    summary,
+                );
+                match result {
+                    Some(v) => r.with_result(v),
+                    None => r,
+                }
+            })?;
         Ok(())
     }
 
     fn model_exists(&self, model_path: &str) -> bool {
-        self.ctx.ws.resolve(model_path).map(|p| self.ctx.ws.exists(&p)).unwrap_or(false)
+        self.ctx
+            .ws
+            .resolve(model_path)
+            .map(|p| self.ctx.ws.exists(&p))
+            .unwrap_or(false)
     }
 
     /// `registry::set_production` in both its forms.
@@ -66,7 +83,9 @@ impl Reg {
             })?;
         let (store, reg) = self.load()?;
         let Some((change, demoted_version)) =
-            domain::set_production(&reg, &store, name, version, status, |p| self.model_exists(p))?
+            domain::set_production(&reg, &store, name, version, status, |p| {
+                self.model_exists(p)
+            })?
         else {
             return Ok(Dynamic::UNIT);
         };
@@ -74,14 +93,26 @@ impl Reg {
             Some(d) => format!("make `{name}` `{version}` production (`{d}` becomes {demoted})"),
             None => format!("make `{name}` `{version}` production"),
         };
-        self.apply(&change, name, version, summary, Some(json!({"demoted": demoted_version})))?;
+        self.apply(
+            &change,
+            name,
+            version,
+            summary,
+            Some(json!({"demoted": demoted_version})),
+        )?;
         Ok(demoted_version.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
     }
 
     fn archive(&self, name: &str, version: &str) -> Result<()> {
         let (store, reg) = self.load()?;
         if let Some(change) = domain::archive(&reg, &store, name, version)? {
-            self.apply(&change, name, version, format!("archive `{name}` `{version}`"), None)?;
+            self.apply(
+                &change,
+                name,
+                version,
+                format!("archive `{name}` `{version}`"),
+                None,
+            )?;
         }
         Ok(())
     }
@@ -89,15 +120,30 @@ impl Reg {
     fn remove(&self, name: &str, version: &str) -> Result<Value> {
         let (store, reg) = self.load()?;
         let (change, removed) = domain::remove(&reg, &store, name, version)?;
-        self.apply(&change, name, version, format!("remove `{name}` `{version}` from the registry"), None)?;
+        self.apply(
+            &change,
+            name,
+            version,
+            format!("remove `{name}` `{version}` from the registry"),
+            None,
+        )?;
         Ok(removed)
     }
 
     fn register(&self, entry: Value) -> Result<Value> {
         let (store, reg) = self.load()?;
         let (change, value) = domain::register(&reg, &store, entry)?;
-        let (name, version) = (change.changed[0].name.clone(), change.changed[0].version.clone());
-        self.apply(&change, &name, &version, format!("register `{name}` `{version}`"), None)?;
+        let (name, version) = (
+            change.changed[0].name.clone(),
+            change.changed[0].version.clone(),
+        );
+        self.apply(
+            &change,
+            &name,
+            &version,
+            format!("register `{name}` `{version}`"),
+            None,
+        )?;
         Ok(value)
     }
 
@@ -118,7 +164,10 @@ pub fn family(ctx: &Ctx) -> Family {
         "registry",
         "The model registry (`models/registry.json`, or the store `runbook.yaml` names): query versions, promote, archive, remove, check.",
     );
-    let reg = Rc::new(Reg { ctx: ctx.clone(), store: OnceCell::new() });
+    let reg = Rc::new(Reg {
+        ctx: ctx.clone(),
+        store: OnceCell::new(),
+    });
     let c = reg.clone();
     f.add(
         "versions",
@@ -216,4 +265,3 @@ pub fn family(ctx: &Ctx) -> Family {
     );
     f
 }
-

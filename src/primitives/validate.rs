@@ -43,7 +43,13 @@ pub const DEFAULT_EXTERNAL_TIMEOUT_SECS: f64 = 300.0;
 pub const METRICS: [&str; 5] = ["mse", "rmse", "mae", "r2", "max_abs_error"];
 
 /// Record a check in the run log (validation only reads, so everything it logs is a check).
-fn check(ctx: &RunContext, op: &str, args: serde_json::Value, summary: &str, result: Option<serde_json::Value>) {
+fn check(
+    ctx: &RunContext,
+    op: &str,
+    args: serde_json::Value,
+    summary: &str,
+    result: Option<serde_json::Value>,
+) {
     let record = Record::new(op, args, summary);
     ctx.ws.check(match result {
         Some(r) => record.with_result(r),
@@ -949,9 +955,14 @@ mod tests {
 
     fn write(ctx: &RunContext, path: &str, bytes: &[u8]) {
         let path = ctx.ws.resolve(path).unwrap();
-        let effect = Effect::Write { path, bytes: bytes.to_vec() };
+        let effect = Effect::Write {
+            path,
+            bytes: bytes.to_vec(),
+        };
         ctx.ws
-            .perform(effect, |_| Record::new("test.write", serde_json::Value::Null, "write"))
+            .perform(effect, |_| {
+                Record::new("test.write", serde_json::Value::Null, "write")
+            })
             .unwrap();
     }
 

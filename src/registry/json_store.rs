@@ -10,8 +10,8 @@
 use super::{Change, Entry, Registry, Store};
 use crate::effects::{RelPath, Stamped, StoreWriter, Workspace};
 use crate::error::{Error, Result};
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -35,15 +35,20 @@ impl JsonFileStore {
     }
 
     fn history(&self) -> RelPath {
-        self.path.parent().unwrap_or_default().join("registry_history.jsonl")
+        self.path
+            .parent()
+            .unwrap_or_default()
+            .join("registry_history.jsonl")
     }
 
     fn not_there(&self, e: Error) -> Error {
         match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::registry(
-                self.path.to_string(),
-                "the file does not exist; is `--workspace` pointing at the right directory?",
-            ),
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::registry(
+                    self.path.to_string(),
+                    "the file does not exist; is `--workspace` pointing at the right directory?",
+                )
+            }
             other => other,
         }
     }
@@ -93,7 +98,12 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
         format: "JSON",
         line: e.line(),
         column: e.column(),
-        message: e.to_string().split(" at line").next().unwrap_or_default().to_string(),
+        message: e
+            .to_string()
+            .split(" at line")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|i| bytes[i] != b'[') {
@@ -113,7 +123,13 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
         .enumerate()
         .map(|(i, raw)| {
             Entry::from_raw(raw).map_err(|m| {
-                Error::registry(path, format!("entry {} {m}; fix the file and run again (it was left unchanged)", i + 1))
+                Error::registry(
+                    path,
+                    format!(
+                        "entry {} {m}; fix the file and run again (it was left unchanged)",
+                        i + 1
+                    ),
+                )
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -122,13 +138,18 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
 
 /// The registry file's text: entries a change did not touch keep their exact text.
 pub fn render(reg: &Registry) -> Vec<u8> {
-    let mut out = String::with_capacity(reg.entries.iter().map(|e| e.raw().len() + 4).sum::<usize>() + 4);
+    let mut out =
+        String::with_capacity(reg.entries.iter().map(|e| e.raw().len() + 4).sum::<usize>() + 4);
     out.push('[');
     for (i, e) in reg.entries.iter().enumerate() {
         out.push_str(if i == 0 { "\n  " } else { ",\n  " });
         out.push_str(e.raw());
     }
-    out.push_str(if reg.entries.is_empty() { "]\n" } else { "\n]\n" });
+    out.push_str(if reg.entries.is_empty() {
+        "]\n"
+    } else {
+        "\n]\n"
+    });
     out.into_bytes()
 }
 
@@ -141,12 +162,22 @@ mod tests {
     fn parse_names_position_and_bad_entries() {
         let e = parse("models/registry.json", b"[{\"name\": \"m\",}]").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("`models/registry.json` is not valid JSON"), "{msg}");
+        assert!(
+            msg.contains("`models/registry.json` is not valid JSON"),
+            "{msg}"
+        );
         assert!(msg.contains("line 1, column"), "{msg}");
         let e = parse("r.json", br#"[{"name":"m","version":"v1","model_path":"x","is_production":false,"status":"weird"}]"#).unwrap_err();
-        assert!(e.to_string().contains("entry 1 (`m` `v1`): `status` must be one of"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("entry 1 (`m` `v1`): `status` must be one of"),
+            "{e}"
+        );
         let e = parse("r.json", br#"{"name": "m"}"#).unwrap_err();
-        assert!(e.to_string().contains("expected an array of entries"), "{e}");
+        assert!(
+            e.to_string().contains("expected an array of entries"),
+            "{e}"
+        );
         let e = parse("r.json", br#"[3]"#).unwrap_err();
         assert!(e.to_string().contains("entry 1 is not an object"), "{e}");
     }
@@ -156,13 +187,23 @@ mod tests {
         let text = "[\n  {\"name\": \"m\", \"version\": \"v1\", \"model_path\": \"a\", \"is_production\": false,\n    \"status\": \"superseded\", \"extra\": [1, 2], \"promoted_at\": null},\n  {\"version\": \"v2\", \"name\": \"m\", \"model_path\": \"b\", \"is_production\": true, \"status\": \"production\"}\n]\n";
         let reg = parse("r.json", text.as_bytes()).unwrap();
         assert_eq!(String::from_utf8(render(&reg)).unwrap(), text);
-        let (change, _) = super::super::set_production(&reg, "r.json", "m", "v1", super::super::Status::Superseded, |_| true)
-            .unwrap()
-            .unwrap();
+        let (change, _) = super::super::set_production(
+            &reg,
+            "r.json",
+            "m",
+            "v1",
+            super::super::Status::Superseded,
+            |_| true,
+        )
+        .unwrap()
+        .unwrap();
         let out = String::from_utf8(render(&change.next)).unwrap();
         let reparsed: Value = serde_json::from_str(&out).unwrap();
         let keys: Vec<&String> = reparsed[1].as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["version", "name", "model_path", "is_production", "status"]);
+        assert_eq!(
+            keys,
+            ["version", "name", "model_path", "is_production", "status"]
+        );
         assert_eq!(reparsed[1]["status"], "superseded");
         assert_eq!(reparsed[0]["status"], "production");
         assert_eq!(reparsed[0]["extra"], serde_json::json!([1, 2]));

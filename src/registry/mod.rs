@@ -40,7 +40,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Staging, Status::Production, Status::Superseded, Status::Archived];
+    pub const ALL: [Status; 4] = [
+        Status::Staging,
+        Status::Production,
+        Status::Superseded,
+        Status::Archived,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -85,7 +90,8 @@ pub fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
 }
 
 impl Entry {
@@ -93,14 +99,21 @@ impl Entry {
     pub fn from_raw(raw: Box<RawValue>) -> std::result::Result<Entry, String> {
         let f: Fields = serde_json::from_str(raw.get()).map_err(|e| {
             if e.is_syntax() || e.to_string().contains("recursion") {
-                format!("cannot be read: {}", e.to_string().split(" at line").next().unwrap_or_default())
+                format!(
+                    "cannot be read: {}",
+                    e.to_string().split(" at line").next().unwrap_or_default()
+                )
             } else {
                 "is not an object".to_string()
             }
         })?;
         // Deeper than serde_json's nesting limit: every later read of the entry would fail.
-        serde_json::from_str::<Value>(raw.get())
-            .map_err(|e| format!("cannot be read: {}", e.to_string().split(" at line").next().unwrap_or_default()))?;
+        serde_json::from_str::<Value>(raw.get()).map_err(|e| {
+            format!(
+                "cannot be read: {}",
+                e.to_string().split(" at line").next().unwrap_or_default()
+            )
+        })?;
         let text = |v: &Option<Value>| {
             v.as_ref()
                 .and_then(Value::as_str)
@@ -128,12 +141,17 @@ impl Entry {
             return Err(format!("{who}: `is_production` must be true or false"));
         };
         let status = match &f.status {
-            Some(Value::String(s)) if Status::parse(s).is_some() => Status::parse(s).unwrap_or(Status::Staging),
+            Some(Value::String(s)) if Status::parse(s).is_some() => {
+                Status::parse(s).unwrap_or(Status::Staging)
+            }
             other => {
                 return Err(format!(
-                    "{who}: `status` must be one of staging, production, superseded, archived (got {})",
-                    other.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "nothing".into())
-                ))
+                "{who}: `status` must be one of staging, production, superseded, archived (got {})",
+                other
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "nothing".into())
+            ))
             }
         };
         let promoted_at = match f.promoted_at {
@@ -142,7 +160,9 @@ impl Entry {
                 format!("{who}: `promoted_at` must be an RFC 3339 time or null, got `{s}`")
             })?),
             Some(other) => {
-                return Err(format!("{who}: `promoted_at` must be an RFC 3339 time or null, got {other}"))
+                return Err(format!(
+                    "{who}: `promoted_at` must be an RFC 3339 time or null, got {other}"
+                ))
             }
         };
         Ok(Entry {
@@ -210,7 +230,9 @@ pub struct Change {
 
 impl Registry {
     pub fn find(&self, name: &str, version: &str) -> Option<usize> {
-        self.entries.iter().position(|e| e.name == name && e.version == version)
+        self.entries
+            .iter()
+            .position(|e| e.name == name && e.version == version)
     }
 
     pub fn get(&self, name: &str, version: &str) -> Option<&Entry> {
@@ -223,7 +245,10 @@ impl Registry {
 
     /// The production entry of `name`; an error when there is more than one.
     pub fn production(&self, store: &str, name: &str) -> Result<Option<&Entry>> {
-        let mut prod = self.entries.iter().filter(|e| e.name == name && e.is_production);
+        let mut prod = self
+            .entries
+            .iter()
+            .filter(|e| e.name == name && e.is_production);
         let first = prod.next();
         if let Some(second) = prod.next() {
             return Err(Error::registry(
@@ -271,7 +296,10 @@ impl Registry {
                 ));
             }
             if !exists {
-                problems.push(format!("`{name}` `{version}`: model file `{}` does not exist", e.model_path));
+                problems.push(format!(
+                    "`{name}` `{version}`: model file `{}` does not exist",
+                    e.model_path
+                ));
             }
         }
         for (name, n) in production_count {
@@ -309,10 +337,15 @@ pub fn set_production(
     if !matches!(demoted, Status::Superseded | Status::Archived) {
         return Err(Error::invalid(
             "registry::set_production",
-            format!("the old production version can become `superseded` or `archived`, not `{}`", demoted.as_str()),
+            format!(
+                "the old production version can become `superseded` or `archived`, not `{}`",
+                demoted.as_str()
+            ),
         ));
     }
-    let idx = reg.find(name, version).ok_or_else(|| not_found(store, name, version))?;
+    let idx = reg
+        .find(name, version)
+        .ok_or_else(|| not_found(store, name, version))?;
     if reg.entries[idx].is_production {
         return Ok(None);
     }
@@ -334,7 +367,12 @@ pub fn set_production(
                 v["status"] = Value::from(demoted.as_str());
             })?;
             demoted_version = Some(e.version.clone());
-            changed.push(Changed { name: name.into(), version: e.version.clone(), old, new });
+            changed.push(Changed {
+                name: name.into(),
+                version: e.version.clone(),
+                old,
+                new,
+            });
         }
     }
     let e = &mut next.entries[idx];
@@ -344,13 +382,27 @@ pub fn set_production(
         v["status"] = Value::from("production");
         v["promoted_at"] = now_value();
     })?;
-    changed.push(Changed { name: name.into(), version: version.into(), old, new });
-    Ok(Some((Change { op: "set_production", next, changed }, demoted_version)))
+    changed.push(Changed {
+        name: name.into(),
+        version: version.into(),
+        old,
+        new,
+    });
+    Ok(Some((
+        Change {
+            op: "set_production",
+            next,
+            changed,
+        },
+        demoted_version,
+    )))
 }
 
 /// Mark `version` archived; `None` when it already is. Refuses the production version.
 pub fn archive(reg: &Registry, store: &str, name: &str, version: &str) -> Result<Option<Change>> {
-    let idx = reg.find(name, version).ok_or_else(|| not_found(store, name, version))?;
+    let idx = reg
+        .find(name, version)
+        .ok_or_else(|| not_found(store, name, version))?;
     let e = &reg.entries[idx];
     if e.is_production {
         return Err(Error::registry(
@@ -368,13 +420,20 @@ pub fn archive(reg: &Registry, store: &str, name: &str, version: &str) -> Result
     Ok(Some(Change {
         op: "archive",
         next,
-        changed: vec![Changed { name: name.into(), version: version.into(), old, new }],
+        changed: vec![Changed {
+            name: name.into(),
+            version: version.into(),
+            old,
+            new,
+        }],
     }))
 }
 
 /// Take `version` out of the registry; returns the change and the removed entry.
 pub fn remove(reg: &Registry, store: &str, name: &str, version: &str) -> Result<(Change, Value)> {
-    let idx = reg.find(name, version).ok_or_else(|| not_found(store, name, version))?;
+    let idx = reg
+        .find(name, version)
+        .ok_or_else(|| not_found(store, name, version))?;
     if reg.entries[idx].is_production {
         return Err(Error::registry(
             store,
@@ -387,7 +446,12 @@ pub fn remove(reg: &Registry, store: &str, name: &str, version: &str) -> Result<
         Change {
             op: "remove",
             next,
-            changed: vec![Changed { name: name.into(), version: version.into(), old: old.clone(), new: Value::Null }],
+            changed: vec![Changed {
+                name: name.into(),
+                version: version.into(),
+                old: old.clone(),
+                new: Value::Null,
+            }],
         },
         old,
     ))
@@ -417,7 +481,10 @@ pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Va
     }
     let (name, version) = (entry.name.clone(), entry.version.clone());
     if reg.find(&name, &version).is_some() {
-        return Err(Error::registry(store, format!("`{name}` `{version}` is already registered")));
+        return Err(Error::registry(
+            store,
+            format!("`{name}` `{version}` is already registered"),
+        ));
     }
     let mut next = reg.clone();
     next.entries.push(entry);
@@ -425,7 +492,12 @@ pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Va
         Change {
             op: "register",
             next,
-            changed: vec![Changed { name, version, old: Value::Null, new: value.clone() }],
+            changed: vec![Changed {
+                name,
+                version,
+                old: Value::Null,
+                new: value.clone(),
+            }],
         },
         value,
     ))
@@ -464,14 +536,18 @@ mod tests {
         for good in ["v1", "1.2.3", "sl_forecaster", "v2-rc+1"] {
             assert!(is_plain_name(good), "{good:?}");
         }
-        let e = Entry::from_value(&json!({"name": "m", "version": "*", "model_path": "x", "is_production": false, "status": "staging"}));
+        let e = Entry::from_value(
+            &json!({"name": "m", "version": "*", "model_path": "x", "is_production": false, "status": "staging"}),
+        );
         assert!(e.unwrap_err().contains("`version` may hold only"));
     }
 
     #[test]
     fn deeply_nested_entries_are_refused_not_a_panic() {
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        let text = format!(r#"{{"name":"m","version":"v1","model_path":"x","is_production":true,"status":"production","metrics":{deep}}}"#);
+        let text = format!(
+            r#"{{"name":"m","version":"v1","model_path":"x","is_production":true,"status":"production","metrics":{deep}}}"#
+        );
         let raw = RawValue::from_string(text).unwrap();
         assert!(Entry::from_raw(raw).is_err());
     }

@@ -61,35 +61,48 @@ impl StoreConfig {
         };
         for key in top.keys() {
             if key != "registry" {
-                return Err(bad(format!("unknown section `{key}`; the known one is `registry`")));
+                return Err(bad(format!(
+                    "unknown section `{key}`; the known one is `registry`"
+                )));
             }
         }
         let Some(section) = top.get("registry") else {
             return Ok(default);
         };
         let Some(section) = section.as_object() else {
-            return Err(bad("`registry` must be a mapping such as `{store: json, path: models/registry.json}`".into()));
+            return Err(bad(
+                "`registry` must be a mapping such as `{store: json, path: models/registry.json}`"
+                    .into(),
+            ));
         };
         for key in section.keys() {
             if !matches!(key.as_str(), "store" | "path") {
-                return Err(bad(format!("unknown key `registry.{key}`; the known ones are `store` and `path`")));
+                return Err(bad(format!(
+                    "unknown key `registry.{key}`; the known ones are `store` and `path`"
+                )));
             }
         }
         let store = match section.get("store") {
             None => "json",
             Some(Value::String(s)) => s.as_str(),
-            Some(other) => return Err(bad(format!("`registry.store` must be a name, got {other}"))),
+            Some(other) => {
+                return Err(bad(format!("`registry.store` must be a name, got {other}")))
+            }
         };
         match store {
             "json" => {
                 let path = match section.get("path") {
                     None => JsonFileStore::DEFAULT_PATH.to_string(),
                     Some(Value::String(p)) => p.clone(),
-                    Some(other) => return Err(bad(format!("`registry.path` must be a path, got {other}"))),
+                    Some(other) => {
+                        return Err(bad(format!("`registry.path` must be a path, got {other}")))
+                    }
                 };
                 Ok(StoreConfig::Json { path })
             }
-            other => Err(bad(format!("unknown registry store `{other}`; the known one is `json`"))),
+            other => Err(bad(format!(
+                "unknown registry store `{other}`; the known one is `json`"
+            ))),
         }
     }
 }

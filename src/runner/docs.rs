@@ -3,9 +3,9 @@
 
 use super::check::FnTable;
 use crate::context::RunContext;
+use crate::effects::Console;
 use crate::effects::Workspace;
 use crate::engine;
-use crate::effects::Console;
 use std::collections::BTreeMap;
 
 /// An engine with every primitive registered, bound to a throwaway context: for `check`

@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub file: PathBuf,
     pub workspace: PathBuf,
     pub dry_run: bool,
+    /// After a dry run, write the state it ended with here (see `Workspace::view_state`).
+    pub dry_run_state: Option<PathBuf>,
     pub params: Vec<(String, String)>,
     pub timeout: Option<Duration>,
     pub console: Console,
@@ -125,6 +127,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             Err(error)
         }
     };
+    if let (true, Some(out)) = (opts.dry_run, &opts.dry_run_state) {
+        let state = ctx.ws.view_state()?;
+        crate::effects::write_output(out, &root, state.to_string().as_bytes())?;
+    }
     // Flush what the run changed (and its log) before reporting, whatever the outcome.
     ctx.ws.finish()?;
     result

@@ -3,6 +3,7 @@
 
 mod config;
 mod core;
+mod differential;
 mod git;
 mod support;
 mod validate;

@@ -93,6 +93,63 @@ impl Ws {
         ws
     }
 
+    /// A copy of this workspace (`cp -a`: modes, times and links kept), `.git` included.
+    pub fn copy(&self) -> Ws {
+        let ws = Ws::empty();
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.path().display()))
+            .arg(ws.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cp -a: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ws
+    }
+
+    /// Give the repository a local identity, so commits do not depend on the machine.
+    pub fn git_identity(&self) -> &Ws {
+        self.git(&["config", "user.name", "Runbook Test"]);
+        self.git(&["config", "user.email", "runbook@example.com"]);
+        self
+    }
+
+    /// Every file outside `.git/` and `.runbook/`, with its bytes (links as their target).
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for e in walkdir::WalkDir::new(self.path())
+            .into_iter()
+            .filter_entry(|e| {
+                let name = e.file_name().to_string_lossy();
+                !(e.depth() == 1 && (name == ".git" || name == ".runbook"))
+            })
+            .flatten()
+        {
+            let rel = e
+                .path()
+                .strip_prefix(self.path())
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            if e.file_type().is_file() {
+                out.insert(rel, std::fs::read(e.path()).unwrap());
+            } else if e.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    std::fs::read_link(e.path())
+                        .unwrap()
+                        .to_string_lossy()
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+        }
+        out
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
