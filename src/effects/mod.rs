@@ -20,6 +20,7 @@
 //! Mutating git commands (`gitcli.rs`), process signals (`process.rs`) and raw paths exist
 //! only inside this module.
 
+pub mod command;
 pub mod disk;
 pub mod git;
 pub mod gitcli;
@@ -1118,6 +1119,27 @@ impl StoreWriter<'_> {
 
     pub fn append(&self, rel: &RelPath, bytes: &[u8]) -> Result<()> {
         self.ws.append(rel, bytes)
+    }
+
+    /// Fail now, before anything is written, when [`append`](Self::append) to `rel` would
+    /// be refused: a file with more than one hard link, or not a regular file.
+    pub fn check_appendable(&self, rel: &RelPath) -> Result<()> {
+        match self.ws.root.lstat(rel) {
+            Ok(st) if sandbox::kind(&st) != rustix::fs::FileType::RegularFile => Err(Error::io(
+                rel.to_string(),
+                "append to",
+                io::Error::other("it is not a regular file"),
+            )),
+            Ok(st) if st.st_nlink > 1 => Err(Error::io(
+                rel.to_string(),
+                "append to",
+                io::Error::other(format!(
+                    "it has {} hard links, so appending would also change another file (perhaps outside the workspace); replace it with a copy",
+                    st.st_nlink
+                )),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn run_id(&self) -> &str {

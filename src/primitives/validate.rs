@@ -337,7 +337,7 @@ fn predict(ctx: &Validation, model: &ModelRef, data: &DataRef) -> Result<Predict
                 Source::Bytes(b) => scratch.write(path.file_name(), &b)?,
             };
             let started = Instant::now();
-            let values = core::predict_external(
+            let values = crate::effects::command::predict_external(
                 command,
                 &model_file,
                 &data.0,

@@ -72,6 +72,8 @@ impl Store for JsonFileStore {
     }
 
     fn apply(&self, writer: &StoreWriter<'_>, change: &Change) -> Result<()> {
+        // The history must take the record, or the change is not made at all.
+        writer.check_appendable(&self.history())?;
         writer.write(&self.path, &render(&change.next))?;
         let ts = crate::effects::journal::now_rfc3339();
         let mut lines = String::new();

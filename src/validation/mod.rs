@@ -9,11 +9,9 @@
 //! - [`data`]: [`Dataset`] from CSV (parallel parser) or `.npy`.
 //! - [`model`]: [`Model`], a linear model or an XGBoost booster read from JSON, and predict.
 //! - [`xgboost`]: native evaluation of XGBoost JSON models.
-//! - [`external`]: any other model format, through a predictor command.
 //! - [`metrics`]: MSE, RMSE, MAE, R², max absolute error.
 
 pub mod data;
-pub mod external;
 pub mod metrics;
 pub mod model;
 pub mod xgboost;
@@ -22,7 +20,6 @@ pub use data::{
     load_csv, load_npy_matrix, load_npy_pair, parse_csv, parse_npy_matrix, parse_npy_pair, Dataset,
     Input,
 };
-pub use external::predict_external;
 pub use metrics::{mae, max_abs_error, mse, r2, rmse};
 pub use model::Model;
 pub use xgboost::Booster;

@@ -4,6 +4,8 @@
 mod config;
 mod core;
 mod differential;
+mod door;
 mod git;
+mod links;
 mod support;
 mod validate;

@@ -15,6 +15,12 @@
 //! case its whole process group is killed and reaped. stdout and stderr are drained on
 //! their own threads, so a child that writes a lot to either cannot block on a full pipe.
 //! The temporary data file is removed in every case.
+//!
+//! This is the effect layer's one place that starts a program other than `git`
+//! (`gitcli.rs`), so that no primitive can spawn a process by itself. The predictor runs in
+//! a dry run too (its answer decides the dry run's gate); it is started with the workspace
+//! as its working directory and the run's scratch directory (`.runbook/tmp/<run-id>/`) for
+//! its input.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
