@@ -1146,9 +1146,332 @@ impl StoreWriter<'_> {
         self.ws.run_id()
     }
 
+    /// Perform a store's change outside the workspace (a request to a registry server):
+    /// `send` runs in a real run and its answer is returned; a dry run sends nothing and
+    /// gets `None`, and the store then keeps the change as its simulated view. The door
+    /// journals the change either way.
+    pub fn remote<T>(&self, send: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+        if self.ws.dry_run {
+            return Ok(None);
+        }
+        send().map(Some)
+    }
+
     /// The stamp of a file as just written, so a store's cache can keep what it wrote.
     pub fn stamp(&self, rel: &RelPath) -> Result<Stamp> {
         let content = self.ws.content(rel)?;
         self.ws.stamp(&content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn ws(dry: bool) -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("models/archive")).unwrap();
+        fs::write(dir.path().join("models/a.json"), "A").unwrap();
+        fs::write(dir.path().join("models/archive/old.bin"), "x").unwrap();
+        let w = Workspace::open(dir.path(), "run1", dry, Console::Quiet).unwrap();
+        (dir, w)
+    }
+
+    fn rel(w: &Workspace, p: &str) -> RelPath {
+        w.resolve(p).unwrap()
+    }
+
+    fn record(_: &Outcome) -> Record {
+        Record::new("test", Value::Null, "test")
+    }
+
+    #[test]
+    fn sandbox_refuses_escapes_and_decides_on_the_resolved_name() {
+        let (dir, w) = ws(false);
+        assert!(matches!(
+            w.resolve("/etc/passwd"),
+            Err(Error::Sandbox { .. })
+        ));
+        assert!(matches!(
+            w.resolve("models/../../x"),
+            Err(Error::Sandbox { .. })
+        ));
+        assert_eq!(
+            w.resolve("models/../models/./a.json").unwrap().as_str(),
+            "models/a.json"
+        );
+        std::os::unix::fs::symlink("/tmp", dir.path().join("out")).unwrap();
+        assert!(matches!(w.resolve("out/x"), Err(Error::Sandbox { .. })));
+        assert!(matches!(
+            w.resolve_writable(".runbook/runs/x"),
+            Err(Error::Sandbox { .. })
+        ));
+        std::os::unix::fs::symlink(".", dir.path().join("self")).unwrap();
+        let err = w
+            .resolve_writable("self/.git/config")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it leads to `.git/config`"), "{err}");
+        // Removing a link names the link itself.
+        assert_eq!(w.resolve_entry("self").unwrap().as_str(), "self");
+    }
+
+    #[test]
+    fn dry_run_overlay_is_seen_by_later_reads_and_disk_is_untouched() {
+        let (dir, w) = ws(true);
+        let (a, b) = (rel(&w, "models/a.json"), rel(&w, "backups/a.json"));
+        w.perform(
+            Effect::Copy {
+                src: a.clone(),
+                dst: b.clone(),
+            },
+            record,
+        )
+        .unwrap();
+        w.perform(Effect::Remove { path: a.clone() }, record)
+            .unwrap();
+        let new = rel(&w, "models/new.txt");
+        w.perform(
+            Effect::Write {
+                path: new,
+                bytes: b"N".to_vec(),
+            },
+            record,
+        )
+        .unwrap();
+        assert!(!w.exists(&a));
+        assert_eq!(&*w.read(&b).unwrap(), b"A");
+        assert!(w.is_dir(&rel(&w, "backups")));
+        let globbed: Vec<_> = w
+            .glob("models/*")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
+        assert_eq!(globbed, ["models/archive", "models/new.txt"]);
+        w.perform(
+            Effect::Remove {
+                path: rel(&w, "models/archive"),
+            },
+            record,
+        )
+        .unwrap();
+        let files: Vec<_> = w
+            .walk_files(&rel(&w, "models"))
+            .unwrap()
+            .into_iter()
+            .map(|l| l.path.as_str().to_string())
+            .collect();
+        assert_eq!(files, ["models/new.txt"]);
+        // Nothing happened on disk.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("models/a.json")).unwrap(),
+            "A"
+        );
+        assert!(!dir.path().join("backups").exists());
+        assert!(dir.path().join("models/archive/old.bin").exists());
+        assert!(!dir.path().join("models/new.txt").exists());
+    }
+
+    #[test]
+    fn real_remove_and_overwrite_keep_old_content_in_trash() {
+        let (dir, w) = ws(false);
+        let a = rel(&w, "models/a.json");
+        let out = w
+            .perform(
+                Effect::Write {
+                    path: a.clone(),
+                    bytes: b"B".to_vec(),
+                },
+                record,
+            )
+            .unwrap();
+        let kept = out.kept.unwrap();
+        assert_eq!(kept.as_str(), ".runbook/trash/run1/models/a.json");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(kept.as_str())).unwrap(),
+            "A"
+        );
+        let t = w
+            .perform(Effect::Remove { path: a }, record)
+            .unwrap()
+            .kept
+            .unwrap();
+        assert_eq!(t.as_str(), ".runbook/trash/run1/models/a.json~1");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(t.as_str())).unwrap(),
+            "B"
+        );
+        assert!(!dir.path().join("models/a.json").exists());
+        // No temp file is left behind.
+        let names: Vec<String> = fs::read_dir(dir.path().join("models"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !disk::is_temp_name(n)), "{names:?}");
+    }
+
+    #[test]
+    fn keep_in_trash_writes_in_a_real_run_and_only_names_the_place_in_a_dry_run() {
+        let (dir, w) = ws(false);
+        let first = w.keep_in_trash("git-checkout.patch", b"P").unwrap();
+        assert_eq!(first.as_str(), ".runbook/trash/run1/git-checkout.patch");
+        let second = w.keep_in_trash("git-checkout.patch", b"Q").unwrap();
+        assert_eq!(second.as_str(), ".runbook/trash/run1/git-checkout.patch~1");
+        assert_eq!(fs::read(dir.path().join(first.as_str())).unwrap(), b"P");
+        assert_eq!(fs::read(dir.path().join(second.as_str())).unwrap(), b"Q");
+        for bad in ["", "../x", "/etc/x", "a/./b"] {
+            assert!(w.keep_in_trash(bad, b"x").is_err(), "{bad}");
+        }
+        let (dir, w) = ws(true);
+        let kept = w.keep_in_trash("src/a.py", b"A").unwrap();
+        assert_eq!(kept.as_str(), ".runbook/trash/run1/src/a.py");
+        assert!(!dir.path().join(".runbook").exists());
+    }
+
+    #[test]
+    fn simulated_files_lists_what_a_dry_run_wrote_and_removed() {
+        let (_dir, w) = ws(true);
+        w.simulate_write(&rel(&w, "src/new.py"), b"N");
+        w.perform(
+            Effect::Remove {
+                path: rel(&w, "models/archive"),
+            },
+            record,
+        )
+        .unwrap();
+        w.keep_in_trash("x.patch", b"P").unwrap();
+        let listed: Vec<(String, Option<Vec<u8>>)> = w
+            .simulated_files()
+            .unwrap()
+            .into_iter()
+            .map(|(p, c)| {
+                (
+                    p.as_str().to_string(),
+                    c.map(|c| w.bytes(&c).unwrap().to_vec()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("models/archive/old.bin".to_string(), None),
+                ("src/new.py".to_string(), Some(b"N".to_vec())),
+            ]
+        );
+    }
+
+    #[test]
+    fn copy_never_overwrites_and_copies_trees() {
+        let (dir, w) = ws(false);
+        let (m, b) = (rel(&w, "models"), rel(&w, "backups/models_1"));
+        let out = w
+            .perform(
+                Effect::Copy {
+                    src: m.clone(),
+                    dst: b.clone(),
+                },
+                record,
+            )
+            .unwrap();
+        assert_eq!(out.files, 2);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("backups/models_1/archive/old.bin")).unwrap(),
+            "x"
+        );
+        assert!(w.perform(Effect::Copy { src: m, dst: b }, record).is_err());
+    }
+
+    #[test]
+    fn exist_all_agrees_with_resolve_and_exists() {
+        let (dir, w) = ws(true);
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("x.json"), "x").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("x.json"),
+            dir.path().join("models/out.json"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("a.json", dir.path().join("models/in.json")).unwrap();
+        w.perform(
+            Effect::Remove {
+                path: rel(&w, "models/archive/old.bin"),
+            },
+            record,
+        )
+        .unwrap();
+        let paths = [
+            "models/a.json",
+            "models/missing.json",
+            "../x.json",
+            "/etc/passwd",
+            "models/out.json",
+            "models/in.json",
+            "models/archive/old.bin",
+            "nodir/a.json",
+        ];
+        let one_by_one: Vec<bool> = paths
+            .iter()
+            .map(|p| w.resolve(p).map(|r| w.exists(&r)).unwrap_or(false))
+            .collect();
+        assert_eq!(
+            one_by_one,
+            [true, false, false, false, false, true, false, false]
+        );
+        assert_eq!(w.exist_all(&paths), one_by_one);
+    }
+
+    #[test]
+    fn glob_walks_components_hides_dot_files_and_never_follows_links() {
+        let (dir, w) = ws(false);
+        fs::write(dir.path().join("models/.hidden.json"), "h").unwrap();
+        fs::write(dir.path().join("models/b.json"), "b").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.json"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        let names = |p: &str| -> Vec<String> {
+            w.glob(p)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.as_str().to_string())
+                .collect()
+        };
+        assert_eq!(names("models/*.json"), ["models/a.json", "models/b.json"]);
+        assert_eq!(names("models/.*.json"), ["models/.hidden.json"]);
+        assert_eq!(names("*/archive/*"), ["models/archive/old.bin"]);
+        assert_eq!(names("models/a.json"), ["models/a.json"]);
+        assert!(names("models/nope/*").is_empty());
+        assert_eq!(names("**/old.bin"), ["models/archive/old.bin"]);
+        assert!(names("out/*").is_empty());
+        assert!(names("**/secret.json").is_empty());
+        assert!(matches!(w.glob("../*"), Err(Error::Sandbox { .. })));
+    }
+
+    #[test]
+    fn appends_refuse_a_file_with_other_hard_links() {
+        let (dir, w) = ws(false);
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("log"), "outside\n").unwrap();
+        fs::hard_link(
+            outside.path().join("log"),
+            dir.path().join("models/history.jsonl"),
+        )
+        .unwrap();
+        let path = rel(&w, "models/history.jsonl");
+        let err = w
+            .perform(
+                Effect::Append {
+                    path,
+                    bytes: b"x\n".to_vec(),
+                },
+                record,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("hard links"), "{err}");
+        assert_eq!(
+            fs::read_to_string(outside.path().join("log")).unwrap(),
+            "outside\n"
+        );
     }
 }
