@@ -39,7 +39,7 @@ pub use journal::{ActionKind, Console, Journal, Status};
 pub use overlay::Content;
 pub use own::{Scratch, WorkspaceLock};
 pub use path::RelPath;
-pub use process::{is_alive, ProcessOutcome};
+pub use process::{check_identity, cmdline, is_alive, ProcessOutcome};
 pub use stamp::{Stamp, Stamped};
 
 use crate::error::{Error, Result};
@@ -99,6 +99,8 @@ pub enum Effect<'a> {
     StopProcess {
         pidfile: RelPath,
         pid: i32,
+        /// What the process's command line must contain (see `process::check_identity`).
+        expect: String,
         timeout: Duration,
     },
     /// A change of the model registry, written by its store through a [`StoreWriter`].
@@ -656,9 +658,10 @@ impl Workspace {
             Effect::StopProcess {
                 pidfile,
                 pid,
+                expect,
                 timeout,
             } => Outcome {
-                process: Some(process::stop(self, &pidfile, pid, timeout)?),
+                process: Some(process::stop(self, &pidfile, pid, &expect, timeout)?),
                 ..Outcome::default()
             },
             Effect::Registry { store, change } => {

@@ -37,6 +37,67 @@ pub fn is_alive(pid: i32) -> bool {
     }
 }
 
+/// The command line of `pid`, its words joined by spaces (empty when it is gone).
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// runbook itself and every process above it (the shell that started it, its terminal...).
+fn self_and_ancestors() -> Vec<i32> {
+    let mut out = vec![std::process::id() as i32];
+    while let Some(p) = out.last().and_then(|p| parent_of(*p)) {
+        if p <= 1 || out.contains(&p) {
+            break;
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Refuse to signal `pid` unless it is the job the pid file names: its command line holds
+/// `expect`, and it is neither runbook nor one of its ancestors. A stale pid file after a
+/// reboot can name any process; `pkill -f NAME` at least matched the name.
+pub fn check_identity(pidfile: &RelPath, pid: i32, expect: &str) -> Result<String> {
+    if pid <= 1 {
+        return Err(Error::invalid(
+            format!("pid file `{pidfile}`"),
+            format!("names pid {pid}, which runbook will never signal"),
+        ));
+    }
+    if self_and_ancestors().contains(&pid) {
+        return Err(Error::invalid(
+            format!("pid file `{pidfile}`"),
+            format!("names pid {pid}, which is runbook itself or the process that started it; nothing was signalled (remove the stale pid file)"),
+        ));
+    }
+    let command = cmdline(pid);
+    if !command.contains(expect) {
+        return Err(Error::invalid(
+            format!("pid file `{pidfile}`"),
+            format!("names pid {pid} (`{command}`), which is not `{expect}`; nothing was signalled. The pid file is probably stale: check the process, then remove the file, or pass the right name as `expect`"),
+        ));
+    }
+    Ok(command)
+}
+
 fn signal(pid: i32, sig: i32) -> Result<()> {
     // SAFETY: plain syscall on a pid the caller validated (> 1, not ourselves).
     if unsafe { libc::kill(pid, sig) } != 0 {
@@ -68,14 +129,11 @@ pub(super) fn stop(
     ws: &Workspace,
     pidfile: &RelPath,
     pid: i32,
+    expect: &str,
     timeout: Duration,
 ) -> Result<ProcessOutcome> {
-    if pid <= 1 || pid as u32 == std::process::id() {
-        return Err(Error::invalid(
-            format!("pid file `{pidfile}`"),
-            format!("names pid {pid}, which runbook will never signal"),
-        ));
-    }
+    // Checked again right before the signal: the primitive's check was a moment ago.
+    check_identity(pidfile, pid, expect)?;
     if ws.dry_run {
         let kept = ws.remove(pidfile)?;
         return Ok(ProcessOutcome {

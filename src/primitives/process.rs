@@ -10,7 +10,7 @@
 
 use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::{is_alive, Effect, Record};
+use crate::effects::{check_identity, is_alive, Effect, Record};
 use crate::error::{Error, Result};
 use rhai::{Dynamic, Map, NativeCallContext};
 use serde_json::json;
@@ -18,15 +18,12 @@ use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
+/// What a job's command line must contain unless the script says otherwise: the pid file's
+/// name without its extension (`run/sl_model_training.pid` → `sl_model_training`), the
+/// name the plan's `pkill -f` used.
+fn default_expect(pidfile: &str) -> String {
+    let name = pidfile.rsplit('/').next().unwrap_or(pidfile);
+    name.strip_suffix(".pid").unwrap_or(name).to_string()
 }
 
 /// Read and validate the pid in a pid file. `Ok(None)` when the file does not exist.
@@ -54,7 +51,15 @@ fn read_pid(ctx: &RunContext, pidfile: &str) -> Result<Option<(crate::effects::R
     Ok(Some((rel, pid)))
 }
 
-pub fn stop(ctx: &RunContext, pidfile: &str, timeout: Duration) -> Result<Map> {
+pub fn stop(
+    ctx: &RunContext,
+    pidfile: &str,
+    timeout: Duration,
+    expect: Option<&str>,
+) -> Result<Map> {
+    let expect = expect
+        .map(str::to_string)
+        .unwrap_or_else(|| default_expect(pidfile));
     let mut out = Map::new();
     out.insert("pidfile".into(), pidfile.into());
     let Some((rel, pid)) = read_pid(ctx, pidfile)? else {
@@ -76,11 +81,12 @@ pub fn stop(ctx: &RunContext, pidfile: &str, timeout: Duration) -> Result<Map> {
         out.insert("outcome".into(), "not_running".into());
         return Ok(out);
     }
-    let command = cmdline(pid);
-    let args = json!({"pidfile": rel.as_str(), "pid": pid, "cmdline": command, "timeout_s": timeout.as_secs_f64()});
+    let command = check_identity(&rel, pid, &expect)?;
+    let args = json!({"pidfile": rel.as_str(), "pid": pid, "cmdline": command, "expect": expect, "timeout_s": timeout.as_secs_f64()});
     let effect = Effect::StopProcess {
         pidfile: rel.clone(),
         pid,
+        expect: expect.clone(),
         timeout,
     };
     let done = ctx.ws.perform(effect, |o| {
@@ -113,20 +119,39 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "stop",
         &["pidfile: &str", "Map"],
-        "Stop the process named in `pidfile`: SIGTERM, wait up to 10 s, then SIGKILL. A missing pid file or a dead process is a no-op. Returns `#{ pidfile, pid, outcome }` with outcome `no_pidfile`, `not_running`, `terminated`, `killed` or (dry run) `would_stop`.\n```rhai\nlet r = process::stop(\"run/sl_model_training.pid\");\nprint(r.outcome);\n```",
+        "Stop the process named in `pidfile`: SIGTERM, wait up to 10 s, then SIGKILL. Only the job the pid file names is signalled: its command line must contain the pid file's name without `.pid` (`sl_model_training` for `run/sl_model_training.pid`), and it must not be runbook or the shell that started it; otherwise nothing is signalled and the call fails. A missing pid file or a dead process is a no-op. Returns `#{ pidfile, pid, outcome }` with outcome `no_pidfile`, `not_running`, `terminated`, `killed` or (dry run) `would_stop`.\n```rhai\nlet r = process::stop(\"run/sl_model_training.pid\");\nprint(r.outcome);\n```",
         move |call: NativeCallContext, pidfile: &str| -> RhaiResult<Map> {
-            stop(&c, pidfile, Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)).map_err(|e| c.fail_at(&call, e))
+            stop(&c, pidfile, Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS), None).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();
     f.add(
         "stop",
-        &["pidfile: &str", "timeout_secs: Dynamic", "Map"],
-        "Like `process::stop(pidfile)` with the SIGTERM grace period in seconds.\n```rhai\nprocess::stop(\"run/sl_model_training.pid\", 30);\n```",
-        move |call: NativeCallContext, pidfile: &str, timeout: Dynamic| -> RhaiResult<Map> {
-            let secs = timeout.as_float().or_else(|_| timeout.as_int().map(|i| i as f64)).ok().filter(|s| *s >= 0.0 && s.is_finite());
-            let secs = secs.ok_or_else(|| c.fail_at(&call, Error::invalid("process::stop", format!("timeout must be a number of seconds, got `{timeout}`"))))?;
-            stop(&c, pidfile, Duration::from_secs_f64(secs)).map_err(|e| c.fail_at(&call, e))
+        &["pidfile: &str", "options: Dynamic", "Map"],
+        "Like `process::stop(pidfile)` with the SIGTERM grace period in seconds, or a map of options: `timeout` (seconds) and `expect` (what the process's command line must contain, instead of the pid file's name).\n```rhai\nprocess::stop(\"run/sl_model_training.pid\", 30);\nprocess::stop(\"run/trainer.pid\", #{ timeout: 30, expect: \"sl_model_training\" });\n```",
+        move |call: NativeCallContext, pidfile: &str, options: Dynamic| -> RhaiResult<Map> {
+            let seconds = |v: &Dynamic| v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).ok().filter(|s| *s >= 0.0 && s.is_finite());
+            let bad = |what: String| c.fail_at(&call, Error::invalid("process::stop", what));
+            let (secs, expect) = if let Some(map) = options.read_lock::<Map>() {
+                for key in map.keys() {
+                    if !matches!(key.as_str(), "timeout" | "expect") {
+                        return Err(bad(format!("unknown option `{key}`; the options are `timeout` and `expect`")));
+                    }
+                }
+                let secs = match map.get("timeout") {
+                    None => Some(DEFAULT_TIMEOUT_SECS),
+                    Some(t) => seconds(t),
+                };
+                let expect = map.get("expect").map(|e| e.to_string());
+                (secs, expect)
+            } else {
+                (seconds(&options), None)
+            };
+            let secs = secs.ok_or_else(|| bad(format!("timeout must be a number of seconds, got `{options}`")))?;
+            if expect.as_deref().is_some_and(|e| e.trim().is_empty()) {
+                return Err(bad("`expect` is empty; name the job, such as `sl_model_training`".into()));
+            }
+            stop(&c, pidfile, Duration::from_secs_f64(secs), expect.as_deref()).map_err(|e| c.fail_at(&call, e))
         },
     );
     let c = ctx.clone();

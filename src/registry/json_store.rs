@@ -135,7 +135,9 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Registry { entries })
+    let reg = Registry { entries };
+    reg.validate(path)?;
+    Ok(reg)
 }
 
 /// The registry file's text: entries a change did not touch keep their exact text.

@@ -273,6 +273,49 @@ impl Registry {
             .map(|(_, e)| e)
     }
 
+    /// Refuse a registry no rule can work on safely, naming the entry: a version listed
+    /// twice, two production versions of one name, `is_production` disagreeing with
+    /// `status`. Checked when the registry is read, so a hand-edited registry stops a run
+    /// before it changes anything, instead of in its verify step after everything changed.
+    pub fn validate(&self, store: &str) -> Result<()> {
+        let mut seen = std::collections::HashMap::new();
+        let mut production: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, e) in self.entries.iter().enumerate() {
+            let (name, version) = (e.name.as_str(), e.version.as_str());
+            if let Some(first) = seen.insert((name, version), i) {
+                return Err(Error::registry(
+                    store,
+                    format!("entries {} and {} are both `{name}` `{version}`; remove one by hand (nothing was changed)", first + 1, i + 1),
+                ));
+            }
+            if e.is_production != (e.status == Status::Production) {
+                return Err(Error::registry(
+                    store,
+                    format!(
+                        "entry {} (`{name}` `{version}`) has is_production {} but status `{}`; make them agree by hand (nothing was changed)",
+                        i + 1,
+                        e.is_production,
+                        e.status.as_str()
+                    ),
+                ));
+            }
+            if e.is_production {
+                if let Some(first) = production.insert(name, i) {
+                    return Err(Error::registry(
+                        store,
+                        format!(
+                            "`{name}` has two production versions (`{}` in entry {} and `{version}` in entry {}); fix the registry by hand (nothing was changed)",
+                            self.entries[first].version,
+                            first + 1,
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Problems that make the registry inconsistent: duplicate versions, more than one
     /// production version of a name, `is_production` disagreeing with `status`, and model
     /// files that do not exist (`exists[i]` says whether entry `i`'s does).

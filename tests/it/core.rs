@@ -459,10 +459,12 @@ fn parameters_are_checked_against_the_header() {
 #[test]
 fn pid_file_stop_ends_a_real_child_process() {
     let ws = Ws::demo();
-    let mut child = std::process::Command::new("sleep")
-        .arg("300")
+    // The training job, as the pid file names it: its command line says what it is.
+    let mut child = std::process::Command::new("bash")
+        .args(["-c", "exec -a sl_model_training sleep 300"])
         .spawn()
         .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
     ws.write("run/sl_model_training.pid", &format!("{}\n", child.id()));
     let out = ws.runbook(&["run", &full_rollback()]).run().success();
     assert!(
@@ -491,7 +493,7 @@ fn pid_file_stop_escalates_to_sigkill_and_dry_run_does_not_signal() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     ws.write("job.pid", &child.id().to_string());
     let head = "//! name: stop\n//! version: 1.0.0\n//! description: d\n";
-    ws.write("rb/stop.rhai", &format!("{head}step \"stop\" {{ let r = process::stop(\"job.pid\", 0.3); print(r.outcome); }}\n"));
+    ws.write("rb/stop.rhai", &format!("{head}step \"stop\" {{ let r = process::stop(\"job.pid\", #{{ timeout: 0.3, expect: \"while true\" }}); print(r.outcome); }}\n"));
     ws.runbook(&["run", "rb/stop.rhai", "--dry-run"])
         .run()
         .success()
