@@ -64,6 +64,40 @@ enum Command {
         /// removed), to compare with a real run. FILE must be outside the workspace.
         #[arg(long, value_name = "FILE", requires = "dry_run")]
         dry_run_state: Option<PathBuf>,
+        /// Run even though an earlier run on this workspace did not finish (was killed);
+        /// it is left as it is. Prefer `runbook resume RUN_ID` or `runbook undo RUN_ID`.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Finish a run that was killed: replay what it did (checked against its journal,
+    /// nothing repeated), then go on. Same runbook (refused if it changed), same parameters.
+    Resume {
+        /// The run id, as the refusal or `ls .runbook/runs` names it.
+        run_id: String,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Print nothing but errors.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Resume although another run on the workspace did not finish either.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revert what a run changed (completed, failed or killed), newest change first: files
+    /// back out of the trash, the registry and configs as they were. Itself a run: logged,
+    /// with its own trash; refused if the workspace changed since, unless --force.
+    Undo {
+        run_id: String,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Show what would be reverted, change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Undo even though the workspace changed since the run.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Parse and check runbooks without running them: header, syntax, calls to primitives.
     Check {
@@ -188,12 +222,14 @@ fn dispatch(command: Command) -> Result<i32> {
             quiet,
             sync,
             dry_run_state,
+            force,
         } => {
             let opts = RunOptions {
                 file,
                 workspace,
                 dry_run,
                 dry_run_state,
+                force,
                 params,
                 timeout: parse_timeout(&timeout)?,
                 console: if quiet {
@@ -280,6 +316,25 @@ fn dispatch(command: Command) -> Result<i32> {
             dry_run,
             no_run,
         ),
+        Command::Resume {
+            run_id,
+            workspace,
+            quiet,
+            force,
+        } => {
+            let console = if quiet { Console::Quiet } else { Console::Stdout };
+            runner::resume(&workspace, &run_id, console, force).map(|_| 0)
+        }
+        Command::Undo {
+            run_id,
+            workspace,
+            dry_run,
+            force,
+            quiet,
+        } => {
+            let console = if quiet { Console::Quiet } else { Console::Stdout };
+            runner::undo(&workspace, &run_id, dry_run, force, console, Durability::EndOfRun).map(|_| 0)
+        }
         Command::Trash { action, workspace } => match action {
             TrashAction::List => crate::effects::trash::list(&workspace).map(|_| 0),
             TrashAction::Restore { run_id, paths } => {

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 pub struct RunContext {
     pub ws: Workspace,
-    pub started: DateTime<Utc>,
+    /// When the run started: `timestamp()` and backup names come from it. A resumed run
+    /// keeps the time of the run it finishes, so its names are the ones already used.
+    started: Cell<DateTime<Utc>>,
     /// A fatal error (sandbox violation) that scripts must not catch, kept here while Rhai
     /// unwinds with an uncatchable termination.
     fatal: RefCell<Option<Error>>,
@@ -34,7 +36,7 @@ impl RunContext {
     pub fn new(ws: Workspace) -> Ctx {
         Rc::new(RunContext {
             ws,
-            started: Utc::now(),
+            started: Cell::new(Utc::now()),
             fatal: RefCell::new(None),
             deadline: Cell::new(None),
         })
@@ -42,6 +44,14 @@ impl RunContext {
 
     pub fn journal(&self) -> &Journal {
         self.ws.journal()
+    }
+
+    pub fn started(&self) -> DateTime<Utc> {
+        self.started.get()
+    }
+
+    pub fn set_started(&self, at: DateTime<Utc>) {
+        self.started.set(at);
     }
 
     pub fn set_deadline(&self, deadline: Option<Instant>) {
@@ -58,7 +68,7 @@ impl RunContext {
 
     /// The run's timestamp in the plan's backup format, `YYYYmmdd_HHMMSS`.
     pub fn stamp(&self) -> String {
-        self.started.format("%Y%m%d_%H%M%S").to_string()
+        self.started.get().format("%Y%m%d_%H%M%S").to_string()
     }
 
     /// Turn a primitive's error into a Rhai error. Sandbox violations end the run and cannot

@@ -54,7 +54,13 @@ pub fn sync_dir(dir: BorrowedFd) -> io::Result<()> {
 /// Write `bytes` to a fresh temp file beside `rel` (created with `O_EXCL`, an unguessable
 /// name) and rename it over `rel`, keeping an existing file's permission bits. With `sync`,
 /// the file is fsynced before the rename and the directory after it.
-pub fn atomic_write(root: &Root, rel: &RelPath, bytes: &[u8], sync: bool) -> io::Result<()> {
+pub fn atomic_write(
+    root: &Root,
+    rel: &RelPath,
+    bytes: &[u8],
+    sync: bool,
+    before_rename: impl FnOnce(&rustix::fs::Stat),
+) -> io::Result<()> {
     let (dir, name) = root.parent_made(rel)?;
     let tmp = temp_name(&name);
     let mut file = create_excl(dir.as_fd(), &tmp, 0o666)?;
@@ -72,6 +78,9 @@ pub fn atomic_write(root: &Root, rel: &RelPath, bytes: &[u8], sync: bool) -> io:
         if sync {
             file.sync_all()?;
         }
+        // The new file's inode (and size and time, which a copy of the workspace keeps) tell,
+        // after a crash, whether this rename happened.
+        before_rename(&rustix::fs::fstat(&file)?);
         rustix::fs::renameat(&dir, tmp.as_str(), &dir, name.as_str())?;
         if sync {
             sync_dir(dir.as_fd())?;

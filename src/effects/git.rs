@@ -277,7 +277,7 @@ pub fn dirty(ws: &Workspace, paths: &[RelPath]) -> Result<Vec<String>> {
     let repo = repo(ws)?;
     let specs = specs(paths);
     let mut candidates: BTreeSet<String> = repo.dirty_paths(&specs)?.into_iter().collect();
-    if !ws.dry_run {
+    if !ws.simulating() {
         return Ok(candidates.into_iter().collect());
     }
     let simulated: Vec<String> = ws
@@ -330,7 +330,7 @@ pub fn checkout_changes(ws: &Workspace, rev: &str, paths: &[RelPath]) -> Result<
     let repo = repo(ws)?;
     let specs = specs(paths);
     let target = translate(ws, rev)?;
-    if !ws.dry_run {
+    if !ws.simulating() {
         return repo.checkout_changes(rev, &specs);
     }
     let files = files_at(ws, &repo, &target, &specs)?;
@@ -426,7 +426,7 @@ pub(super) fn checkout(ws: &Workspace, rev: &str, paths: &[RelPath]) -> Result<G
         .filter(|p| written_set.contains(p))
         .collect();
     let saved = save(ws, &repo, &at_risk)?;
-    if ws.dry_run {
+    if ws.simulating() {
         for f in &written {
             let content = content_at(ws, &repo, &target, f)?;
             if let Some(bytes) = &content {
@@ -462,7 +462,7 @@ fn save(ws: &Workspace, repo: &Repo, files: &[String]) -> Result<Vec<RelPath>> {
     if files.is_empty() {
         return Ok(kept);
     }
-    let (worktree, staged): (Vec<u8>, Vec<u8>) = if ws.dry_run {
+    let (worktree, staged): (Vec<u8>, Vec<u8>) = if ws.simulating() {
         // Only whether each patch would be empty matters here (a dry run writes neither).
         let model = Model::new(ws, repo)?;
         let (mut wt, mut st, mut differ) = (false, false, false);
@@ -505,7 +505,7 @@ fn save(ws: &Workspace, repo: &Repo, files: &[String]) -> Result<Vec<RelPath>> {
 pub(super) fn add(ws: &Workspace, paths: &[RelPath]) -> Result<GitOutcome> {
     let repo = repo(ws)?;
     let files = dirty(ws, paths)?;
-    if ws.dry_run {
+    if ws.simulating() {
         for f in &files {
             let content = view(ws, f);
             ws.git.plan.borrow_mut().index.insert(f.clone(), content);
@@ -555,7 +555,7 @@ pub(super) fn commit(ws: &Workspace, message: &str, all: bool) -> Result<GitOutc
             message: format!("nothing to commit in `{}`: {why}", ws.root.path().display()),
         }
     };
-    if !ws.dry_run {
+    if !ws.simulating() {
         if all {
             repo.add(&[] as &[&str])?;
         }
@@ -643,7 +643,7 @@ pub(super) fn tag(ws: &Workspace, name: &str, message: &str) -> Result<GitOutcom
         Some(repo.head()?)
     };
     repo.check_identity(&format!("git tag -a {name}"))?;
-    if ws.dry_run {
+    if ws.simulating() {
         let target = if planned > 0 {
             Rev::Planned(planned)
         } else {

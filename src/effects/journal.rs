@@ -133,10 +133,54 @@ impl Journal {
     /// Start writing the log file `.runbook/runs/<run_id>.jsonl`. Separate from construction
     /// so a run can check its script before it leaves a trace.
     pub(in crate::effects) fn open_log(&self, root: &Root) -> Result<PathBuf> {
-        let (file, path) = super::own::create_log(root, &self.run_id)?;
+        let (file, path) = super::own::create_log(root, &self.run_id, false)?;
         self.state.borrow_mut().log = Some(BufWriter::new(file));
         let _ = self.log_path.set(path.clone());
         Ok(path)
+    }
+
+    /// Go on writing an existing run's log (`runbook resume`).
+    pub(in crate::effects) fn reopen_log(&self, root: &Root) -> Result<PathBuf> {
+        let (file, path) = super::own::create_log(root, &self.run_id, true)?;
+        self.state.borrow_mut().log = Some(BufWriter::new(file));
+        let _ = self.log_path.set(path.clone());
+        Ok(path)
+    }
+
+    /// Record what an effect is about to do (`intent`), before it is done: a run killed in
+    /// the middle leaves a log that says which effect was under way.
+    pub(in crate::effects) fn intent(&self, seq: usize, kind: ActionKind, effect: Value, sync: bool) {
+        let mut st = self.state.borrow_mut();
+        let step = st.stack.last().map(|s| s.number.clone());
+        self.emit(
+            &mut st,
+            "intent",
+            json!({"seq": seq, "kind": kind.as_str(), "effect": effect, "step": step}),
+        );
+        if sync {
+            if let Some(log) = st.log.as_mut() {
+                let _ = log.get_ref().sync_data();
+            }
+        }
+    }
+
+    /// Record one change on disk an effect is about to make (a rename into place, a move to
+    /// the trash, an append), with what undo and resume need to tell whether it happened
+    /// and to reverse it.
+    pub(in crate::effects) fn disk(&self, seq: usize, op: Value, sync: bool) {
+        let mut st = self.state.borrow_mut();
+        self.emit(&mut st, "disk", json!({"seq": seq, "op": op}));
+        if sync {
+            if let Some(log) = st.log.as_mut() {
+                let _ = log.get_ref().sync_data();
+            }
+        }
+    }
+
+    /// Any other event (`resume`, `abandoned`, `replayed`).
+    pub(in crate::effects) fn event(&self, event: &str, fields: Value) {
+        let mut st = self.state.borrow_mut();
+        self.emit(&mut st, event, fields);
     }
 
     /// Flush the log and force it to disk (with the run's other changes, at its end).
@@ -225,16 +269,17 @@ impl Journal {
         sha256: &str,
         params: Value,
         workspace: &Path,
+        extra: Value,
     ) {
         let mut st = self.state.borrow_mut();
-        self.emit(
-            &mut st,
-            "run_start",
-            json!({
-                "runbook": runbook, "name": name, "version": version, "sha256": sha256,
-                "params": params, "workspace": workspace.display().to_string(),
-            }),
-        );
+        let mut fields = json!({
+            "runbook": runbook, "name": name, "version": version, "sha256": sha256,
+            "params": params, "workspace": workspace.display().to_string(),
+        });
+        if let (Some(f), Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            f.extend(extra);
+        }
+        self.emit(&mut st, "run_start", fields);
         drop(st);
         let mode = if self.dry_run {
             " (dry run: nothing will be changed)"
@@ -334,6 +379,7 @@ impl Journal {
     /// `summary` is a short imperative phrase: ``remove `models/x.json` ``.
     pub(in crate::effects) fn action(
         &self,
+        seq: Option<usize>,
         kind: ActionKind,
         op: &str,
         args: Value,
@@ -346,6 +392,9 @@ impl Journal {
             "op": op, "kind": kind.as_str(), "args": args, "applied": applied,
             "step": st.stack.last().map(|s| s.number.clone()),
         });
+        if let Some(seq) = seq {
+            fields["seq"] = json!(seq);
+        }
         if let Some(r) = result {
             fields["result"] = r;
         }
@@ -476,10 +525,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::without_log("r1", true, Console::Quiet);
         j.open_log(&Root::open(dir.path()).unwrap()).unwrap();
-        j.run_start("rb.rhai", "demo", "1.0.0", "abc", json!({}), dir.path());
+        j.run_start("rb.rhai", "demo", "1.0.0", "abc", json!({}), dir.path(), json!({}));
         assert_eq!(j.step_start("outer"), "1");
         assert_eq!(j.step_start("inner"), "1.1");
         j.action(
+            None,
             ActionKind::FileRemoved,
             "fs.remove",
             json!({"path": "a"}),

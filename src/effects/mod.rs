@@ -29,6 +29,7 @@ pub mod overlay;
 mod own;
 pub mod path;
 mod process;
+pub mod recovery;
 mod sandbox;
 pub mod stamp;
 pub mod trash;
@@ -110,7 +111,55 @@ pub enum Effect<'a> {
     },
 }
 
+/// A test hook for the crash tests: with `RUNBOOK_CRASH_AT=N` in the environment the
+/// process kills itself (SIGKILL, as a power cut or the OOM killer would) at the N-th point
+/// where the door is between two steps of an effect. Unset, it costs one load of a cached
+/// value.
+fn crash_point() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let Some(at) = *AT.get_or_init(|| std::env::var("RUNBOOK_CRASH_AT").ok()?.parse().ok()) else {
+        return;
+    };
+    if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == at {
+        // SAFETY: raising a signal at ourselves; SIGKILL cannot be caught and ends the process.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
+
 impl Effect<'_> {
+    /// What the effect is, without its content: the journal's `intent`, and what a
+    /// resumed run compares its effects with (content such as a registry's timestamps
+    /// legitimately differs between the two runs; the targets must not).
+    fn describe(&self) -> Value {
+        use serde_json::json;
+        match self {
+            Effect::Write { path, bytes } => json!({"write": path.as_str(), "bytes": bytes.len()}),
+            Effect::Append { path, .. } => json!({"append": path.as_str()}),
+            Effect::Copy { src, dst } => json!({"copy": src.as_str(), "to": dst.as_str()}),
+            Effect::Move { src, dst } => json!({"move": src.as_str(), "to": dst.as_str()}),
+            Effect::Remove { path } => json!({"remove": path.as_str()}),
+            Effect::Mkdir { path } => json!({"mkdir": path.as_str()}),
+            Effect::GitCheckout { rev, paths } => {
+                json!({"git_checkout": rev, "paths": paths.iter().map(|p| p.as_str()).collect::<Vec<_>>()})
+            }
+            Effect::GitAdd { paths } => {
+                json!({"git_add": paths.iter().map(|p| p.as_str()).collect::<Vec<_>>()})
+            }
+            Effect::GitCommit { message, all } => json!({"git_commit": message, "all": all}),
+            Effect::GitTag { name, .. } => json!({"git_tag": name}),
+            Effect::StopProcess { pidfile, pid, .. } => json!({"stop_process": pidfile.as_str(), "pid": pid}),
+            Effect::Registry { store, change } => json!({
+                "registry": store.name(),
+                "op": change.op,
+                "entries": change.changed.iter().map(|c| format!("{} {}", c.name, c.version)).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
     fn kind(&self) -> ActionKind {
         match self {
             Effect::Write { .. }
@@ -168,9 +217,34 @@ impl Record {
     }
 }
 
+/// How the door treats effects. `Dry` and `Replaying` simulate them in the overlay; `Real`
+/// performs them. `Replaying` is `runbook resume` going again through the effects the
+/// interrupted run completed (checked against its journal, simulated over a view of the
+/// workspace as the run found it); at the first effect it had not done, the door switches to
+/// `Real` and drops the overlay, whose view by then equals the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Real,
+    Dry,
+    Replaying,
+}
+
+/// What a resumed run must go through again before it is live: the canonical description
+/// of each effect the interrupted run completed, in order.
+pub(in crate::effects) struct Replay {
+    pub recorded: Vec<Value>,
+    pub next: usize,
+}
+
 pub struct Workspace {
     root: Root,
-    dry_run: bool,
+    mode: std::cell::Cell<Mode>,
+    /// The sequence number of the next effect (journaled with its intent, disk changes and
+    /// action, so a killed run's log says how far each effect got).
+    seq: std::cell::Cell<usize>,
+    /// The effect being performed, for the disk events it logs.
+    current: std::cell::Cell<Option<usize>>,
+    replay: RefCell<Option<Replay>>,
     run_id: String,
     overlay: Overlay,
     durability: Durability,
@@ -215,7 +289,10 @@ impl Workspace {
             .map_err(|e| Error::io(root.display().to_string(), "open the workspace", e))?;
         Ok(Workspace {
             root,
-            dry_run,
+            mode: std::cell::Cell::new(if dry_run { Mode::Dry } else { Mode::Real }),
+            seq: std::cell::Cell::new(1),
+            current: std::cell::Cell::new(None),
+            replay: RefCell::new(None),
             run_id: run_id.to_string(),
             overlay: Overlay::default(),
             durability: Durability::EndOfRun,
@@ -273,6 +350,39 @@ impl Workspace {
         self.durability == Durability::EachWrite
     }
 
+    /// Whether effects are simulated in the overlay (a dry run, or a resume's replay).
+    pub(in crate::effects) fn simulating(&self) -> bool {
+        self.mode.get() != Mode::Real
+    }
+
+    /// Log the directories a change is about to create above `rel` (outermost first), so an
+    /// undo takes them away again.
+    fn log_new_parents(&self, rel: &RelPath) {
+        if rel.first_component() == own::DIR {
+            return;
+        }
+        let mut missing = Vec::new();
+        let mut cur = rel.parent();
+        while let Some(p) = cur {
+            if p.is_root() || self.root.lstat(&p).is_ok() {
+                break;
+            }
+            cur = p.parent();
+            missing.push(p);
+        }
+        for p in missing.into_iter().rev() {
+            self.log_disk(serde_json::json!({"mkdir": p.as_str()}));
+        }
+    }
+
+    /// Log one change on disk the current effect is about to make (real runs only).
+    fn log_disk(&self, op: Value) {
+        if let Some(seq) = self.current.get() {
+            self.journal.disk(seq, op, self.sync_each());
+        }
+        crash_point();
+    }
+
     /// Make the run's changes durable, as the durability setting asks: under `EndOfRun`,
     /// fsync exactly what the run wrote and the directories whose entries it changed (never
     /// the whole filesystem, which on a busy host means waiting for everyone's writes).
@@ -281,7 +391,7 @@ impl Workspace {
             return Ok(());
         }
         self.journal.sync();
-        if self.dry_run || self.durability != Durability::EndOfRun {
+        if self.simulating() || self.durability != Durability::EndOfRun {
             return Ok(());
         }
         for rel in self.touched_files.borrow().iter() {
@@ -300,7 +410,8 @@ impl Workspace {
     }
 
     fn touch(&self, rel: &RelPath, file: bool) {
-        if self.dry_run {
+        crash_point();
+        if self.simulating() {
             return;
         }
         if file {
@@ -614,6 +725,83 @@ impl Workspace {
     ) -> Result<Outcome> {
         let kind = effect.kind();
         let is_mkdir = matches!(effect, Effect::Mkdir { .. });
+        let canonical = effect.describe();
+        if self.mode.get() == Mode::Replaying && self.replay_matches(&canonical)? {
+            let outcome = self.apply(effect)?;
+            self.journal
+                .event("replayed", serde_json::json!({"effect": canonical}));
+            return Ok(outcome);
+        }
+        let seq = self.seq.get();
+        self.seq.set(seq + 1);
+        if self.mode.get() == Mode::Real {
+            crash_point();
+            self.journal.intent(seq, kind, canonical, self.sync_each());
+            crash_point();
+        }
+        self.current.set(Some(seq));
+        let outcome = self.apply(effect);
+        self.current.set(None);
+        let outcome = outcome?;
+        if is_mkdir && !outcome.made {
+            return Ok(outcome);
+        }
+        let record = describe(&outcome);
+        self.journal.action(
+            Some(seq),
+            kind,
+            &record.op,
+            record.args,
+            &record.summary,
+            record.result,
+        );
+        crash_point();
+        Ok(outcome)
+    }
+
+    /// In a resume's replay, whether `effect` is the next one the interrupted run
+    /// completed (then it is simulated); at the end of those, the door goes live. A
+    /// different effect means the runbook took another path this time: refused, since
+    /// what it would do next was never reviewed against what was done.
+    fn replay_matches(&self, effect: &Value) -> Result<bool> {
+        let mut replay = self.replay.borrow_mut();
+        let Some(r) = replay.as_mut() else {
+            return Ok(false);
+        };
+        // A stop of a process that is gone now was done, whatever the script sees.
+        while r.next < r.recorded.len() && r.recorded[r.next] != *effect {
+            let skippable = r.recorded[r.next].get("stop_process").is_some()
+                && r.recorded[r.next]["pid"].as_i64().is_some_and(|p| !is_alive(p as i32));
+            if !skippable {
+                break;
+            }
+            r.next += 1;
+        }
+        if r.next >= r.recorded.len() {
+            *replay = None;
+            drop(replay);
+            self.overlay.clear();
+            self.mode.set(Mode::Real);
+            self.journal.event("resume_live", serde_json::json!({}));
+            return Ok(false);
+        }
+        if r.recorded[r.next] != *effect {
+            return Err(Error::invalid(
+                format!("resuming run `{}`", self.run_id),
+                format!(
+                    "the runbook took another path than the interrupted run: its effect {} was `{}`, now it is `{}`; nothing more was changed. Undo the run with `runbook undo {}` instead",
+                    r.next + 1,
+                    r.recorded[r.next],
+                    effect,
+                    self.run_id
+                ),
+            ));
+        }
+        r.next += 1;
+        Ok(true)
+    }
+
+    fn apply(&self, effect: Effect<'_>) -> Result<Outcome> {
         let outcome = match effect {
             Effect::Write { path, bytes } => Outcome {
                 kept: self.write(&path, &bytes)?,
@@ -669,17 +857,6 @@ impl Workspace {
                 Outcome::default()
             }
         };
-        if is_mkdir && !outcome.made {
-            return Ok(outcome);
-        }
-        let record = describe(&outcome);
-        self.journal.action(
-            kind,
-            &record.op,
-            record.args,
-            &record.summary,
-            record.result,
-        );
         Ok(outcome)
     }
 
@@ -687,6 +864,7 @@ impl Workspace {
     /// to stop). It changes nothing and is never `applied`.
     pub fn check(&self, record: Record) {
         self.journal.action(
+            None,
             ActionKind::Check,
             &record.op,
             record.args,
@@ -705,7 +883,7 @@ impl Workspace {
             ));
         }
         let existed = self.exists(rel);
-        if self.dry_run {
+        if self.simulating() {
             let kept = existed.then(|| self.trash_place(rel));
             self.ensure_parents(rel);
             self.overlay.set(
@@ -726,14 +904,23 @@ impl Workspace {
         } else {
             None
         };
-        disk::atomic_write(&self.root, rel, bytes, self.sync_each())
-            .map_err(|e| io_error(rel, "write", e))?;
+        self.log_new_parents(rel);
+        disk::atomic_write(&self.root, rel, bytes, self.sync_each(), |st| {
+            self.log_disk(serde_json::json!({
+                "write": rel.as_str(),
+                "kept": kept.as_ref().map(|k| k.as_str()),
+                "ino": st.st_ino,
+                "size": st.st_size,
+                "mtime_ns": i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+            }));
+        })
+        .map_err(|e| io_error(rel, "write", e))?;
         self.touch(rel, true);
         Ok(kept)
     }
 
     fn append(&self, rel: &RelPath, bytes: &[u8]) -> Result<()> {
-        if self.dry_run {
+        if self.simulating() {
             let mut data = if self.exists(rel) {
                 self.read(rel)?.to_vec()
             } else {
@@ -750,6 +937,14 @@ impl Workspace {
             );
             return Ok(());
         }
+        self.log_new_parents(rel);
+        let before = self.root.lstat(rel).map(|st| st.st_size as u64).unwrap_or(0);
+        self.log_disk(serde_json::json!({
+            "append": rel.as_str(),
+            "at": before,
+            "text": String::from_utf8_lossy(bytes),
+            "len": bytes.len(),
+        }));
         disk::append(&self.root, rel, bytes, self.sync_each())
             .map_err(|e| io_error(rel, "append to", e))?;
         self.touch(rel, true);
@@ -761,11 +956,12 @@ impl Workspace {
             return Err(not_found(rel, "remove"));
         }
         let trash = self.trash_place(rel);
-        if self.dry_run {
+        if self.simulating() {
             self.overlay.clear_below(rel);
             self.overlay.set(rel, Entry::Removed);
             return Ok(trash);
         }
+        self.log_disk(serde_json::json!({"remove": rel.as_str(), "to": trash.as_str()}));
         disk::move_noreplace(&self.root, rel, &trash)
             .map_err(|e| io_error(rel, "move to the trash", e))?;
         self.touch(rel, false);
@@ -775,9 +971,11 @@ impl Workspace {
 
     fn copy(&self, src: &RelPath, dst: &RelPath) -> Result<usize> {
         self.check_destination(src, dst, "copy")?;
-        if self.dry_run {
+        if self.simulating() {
             return self.overlay_copy(src, dst);
         }
+        self.log_new_parents(dst);
+        self.log_disk(serde_json::json!({"copy": src.as_str(), "to": dst.as_str()}));
         let n = disk::copy(&self.root, src, dst).map_err(|e| io_error(src, "copy", e))?;
         self.touch(dst, false);
         Ok(n)
@@ -785,12 +983,14 @@ impl Workspace {
 
     fn rename(&self, src: &RelPath, dst: &RelPath) -> Result<()> {
         self.check_destination(src, dst, "move")?;
-        if self.dry_run {
+        if self.simulating() {
             self.overlay_copy(src, dst)?;
             self.overlay.clear_below(src);
             self.overlay.set(src, Entry::Removed);
             return Ok(());
         }
+        self.log_new_parents(dst);
+        self.log_disk(serde_json::json!({"move": src.as_str(), "to": dst.as_str()}));
         disk::move_noreplace(&self.root, src, dst).map_err(|e| io_error(src, "move", e))?;
         self.touch(src, false);
         self.touch(dst, false);
@@ -879,7 +1079,7 @@ impl Workspace {
                 "exists and is not a directory",
             ));
         }
-        if self.dry_run {
+        if self.simulating() {
             self.ensure_parents(rel);
             let shadows = matches!(
                 self.overlay.lookup(rel),
@@ -893,6 +1093,8 @@ impl Workspace {
             );
             return Ok(true);
         }
+        self.log_new_parents(rel);
+        self.log_disk(serde_json::json!({"mkdir": rel.as_str()}));
         let made = disk::mkdir_all(&self.root, rel)
             .map_err(|e| io_error(rel, "create the directory", e))?;
         self.touch(rel, false);
@@ -950,10 +1152,10 @@ impl Workspace {
             ));
         }
         let kept = self.trash_place(&RelPath::from_trusted(name.to_string()));
-        if self.dry_run {
+        if self.simulating() {
             return Ok(kept);
         }
-        disk::atomic_write(&self.root, &kept, bytes, self.sync_each())
+        disk::atomic_write(&self.root, &kept, bytes, self.sync_each(), |_| {})
             .map_err(|e| io_error(&kept, "keep a copy in the trash at", e))?;
         self.touch(&kept, true);
         Ok(kept)
@@ -1024,10 +1226,12 @@ impl Workspace {
     /// Where a removed or overwritten path goes (see [`trash::place`]). A dry run reserves
     /// the name, so two removals of the same path report distinct places.
     fn trash_place(&self, rel: &RelPath) -> RelPath {
-        let chosen = trash::place(&self.run_id, rel, |r| {
-            self.overlay.contains(r) || self.root.lstat(r).is_ok()
+        let chosen = trash::place(&self.run_id, rel, |r| match self.overlay.lookup(r) {
+            Lookup::Overlay(Entry::Removed) | Lookup::Hidden => false,
+            Lookup::Overlay(_) => true,
+            Lookup::Disk => self.root.lstat(r).is_ok(),
         });
-        if self.dry_run {
+        if self.simulating() {
             self.overlay.set(
                 &chosen,
                 Entry::Dir {
@@ -1154,7 +1358,7 @@ impl StoreWriter<'_> {
     /// gets `None`, and the store then keeps the change as its simulated view. The door
     /// journals the change either way.
     pub fn remote<T>(&self, send: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
-        if self.ws.dry_run {
+        if self.ws.simulating() {
             return Ok(None);
         }
         send().map(Some)

@@ -73,6 +73,11 @@ impl Overlay {
         Lookup::Disk
     }
 
+    /// Forget everything (a resume going live: the view now is the disk).
+    pub fn clear(&self) {
+        self.entries.borrow_mut().clear();
+    }
+
     pub fn set(&self, rel: &RelPath, entry: Entry) {
         self.entries.borrow_mut().insert(rel.clone(), entry);
     }

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 
 pub const DIR: &str = ".runbook";
-const ENTRIES_CHECKED: &[&str] = &["runs", "trash", "tmp"];
+const ENTRIES_CHECKED: &[&str] = &["runs", "trash", "tmp", "active"];
 
 fn rel(path: &str) -> RelPath {
     RelPath::from_trusted(path.to_string())
@@ -126,20 +126,21 @@ pub fn lock(root: &Root, run_id: &str) -> Result<WorkspaceLock> {
     Ok(WorkspaceLock { _file: file })
 }
 
-/// Create this run's log file, `.runbook/runs/<run-id>.jsonl` (never an existing one).
-pub fn create_log(root: &Root, run_id: &str) -> Result<(File, std::path::PathBuf)> {
+/// Create this run's log file, `.runbook/runs/<run-id>.jsonl` (never an existing one), or
+/// with `append` open an existing one to go on writing it.
+pub fn create_log(root: &Root, run_id: &str, append: bool) -> Result<(File, std::path::PathBuf)> {
     ensure(root)?;
     let dir_rel = rel(".runbook/runs");
     let dir = root
         .make_dirs(&dir_rel)
         .map_err(|e| Error::io(".runbook/runs", "create the run log directory", e))?;
     let name = format!("{run_id}.jsonl");
-    let fd = rustix::fs::openat(
-        &dir,
-        name.as_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )
+    let flags = if append {
+        OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC
+    } else {
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC
+    };
+    let fd = rustix::fs::openat(&dir, name.as_str(), flags, Mode::from_raw_mode(0o644))
     .map_err(|e| {
         Error::io(
             format!(".runbook/runs/{name}"),
@@ -148,6 +149,47 @@ pub fn create_log(root: &Root, run_id: &str) -> Result<(File, std::path::PathBuf
         )
     })?;
     Ok((File::from(fd), root.display_abs(&dir_rel.join(&name))))
+}
+
+/// The marker of a real run under way: `.runbook/active/<run-id>`, made when the run
+/// starts and removed when it ends, however it ends, unless the process dies. A marker
+/// that outlives its run (the lock is free) names a run that was killed.
+pub fn mark_active(root: &Root, run_id: &str, about: &serde_json::Value) -> Result<()> {
+    ensure(root)?;
+    let dir = root
+        .make_dirs(&rel(".runbook/active"))
+        .map_err(|e| Error::io(".runbook/active", "create the directory", e))?;
+    let fd = rustix::fs::openat(
+        &dir,
+        run_id,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| Error::io(format!(".runbook/active/{run_id}"), "create", e.into()))?;
+    let mut f = File::from(fd);
+    f.write_all(about.to_string().as_bytes())
+        .and_then(|_| f.sync_data())
+        .map_err(|e| Error::io(format!(".runbook/active/{run_id}"), "write", e))?;
+    let _ = disk::sync_dir(rustix::fd::AsFd::as_fd(&dir));
+    Ok(())
+}
+
+pub fn clear_active(root: &Root, run_id: &str) {
+    if let Ok(dir) = root.dir(&rel(".runbook/active")) {
+        let _ = rustix::fs::unlinkat(&dir, run_id, rustix::fs::AtFlags::empty());
+    }
+}
+
+/// The runs whose marker is still there: killed, or (without the lock) still running.
+pub fn active_runs(root: &Root) -> Vec<String> {
+    let mut ids: Vec<String> = disk::list(root, &rel(".runbook/active"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, ft)| *ft == FileType::RegularFile)
+        .map(|(n, _)| n)
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// A run's scratch directory, `.runbook/tmp/<run-id>/`: made on first use, removed with
@@ -174,7 +216,7 @@ impl<'a> Scratch<'a> {
     /// Write `bytes` as file `name` in the scratch directory; returns its absolute path.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<std::path::PathBuf> {
         let file = self.rel.join(name);
-        disk::atomic_write(self.root, &file, bytes, false)
+        disk::atomic_write(self.root, &file, bytes, false, |_| {})
             .map_err(|e| Error::io(file.to_string(), "write", e))?;
         Ok(self.root.display_abs(&file))
     }

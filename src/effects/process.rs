@@ -134,7 +134,7 @@ pub(super) fn stop(
 ) -> Result<ProcessOutcome> {
     // Checked again right before the signal: the primitive's check was a moment ago.
     check_identity(pidfile, pid, expect)?;
-    if ws.dry_run {
+    if ws.simulating() {
         let kept = ws.remove(pidfile)?;
         return Ok(ProcessOutcome {
             outcome: "would_stop",

@@ -11,7 +11,7 @@ pub use check::{check, Checked};
 pub use docs::docs;
 pub(crate) use docs::known_functions;
 pub use list::{describe_default, list, Listed};
-pub use run::{fmt_duration, parse_duration, run, RunOptions, RunOutcome};
+pub use run::{fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome};
 
 use crate::engine;
 use crate::error::{Error, Location, Result};

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     pub console: Console,
     pub durability: Durability,
+    /// Run even though an earlier run on the workspace did not finish.
+    pub force: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -56,11 +58,75 @@ fn install_ctrlc_handler() {
 
 /// Run a runbook against a workspace.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
+    execute(opts, None)
+}
+
+/// `runbook resume RUN_ID`: finish a run that was killed (see `effects::recovery`), with its
+/// runbook (refused if the file changed since) and its parameters, under its run id.
+pub fn resume(workspace: &std::path::Path, run_id: &str, console: Console, force: bool) -> Result<RunOutcome> {
+    let probe = Workspace::open(workspace, run_id, false, Console::Quiet)?;
+    probe.check_own_files()?;
+    let logged = crate::effects::recovery::LoggedRun::read(&probe, run_id)?;
+    if !probe.is_unfinished(run_id) {
+        return Err(Error::Usage(format!(
+            "run `{run_id}` is not unfinished (it ended, was undone or was resumed already); there is nothing to resume"
+        )));
+    }
+    if logged.start["dry_run"] == true {
+        return Err(Error::Usage(format!("run `{run_id}` was a dry run; there is nothing to resume")));
+    }
+    let start = &logged.start;
+    let file = PathBuf::from(start["runbook_path"].as_str().unwrap_or_default());
+    let params: Vec<(String, String)> = start["param_args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|kv| Some((kv[0].as_str()?.to_string(), kv[1].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        Error::Usage(format!("cannot read the runbook of run `{run_id}`, `{}`: {e}", file.display()))
+    })?;
+    if sha256_hex(&text) != start["sha256"].as_str().unwrap_or_default() {
+        return Err(Error::Usage(format!(
+            "the runbook `{}` changed since run `{run_id}` started; resume runs exactly what was started, so restore that version, or undo the run with `runbook undo {run_id}`",
+            file.display()
+        )));
+    }
+    let durability = match start["durability"].as_str() {
+        Some("each") => Durability::EachWrite,
+        Some("none") => Durability::None,
+        _ => Durability::EndOfRun,
+    };
+    let opts = RunOptions {
+        file,
+        workspace: workspace.to_path_buf(),
+        dry_run: false,
+        dry_run_state: None,
+        params,
+        timeout: None,
+        console,
+        durability,
+        force,
+    };
+    drop(probe);
+    execute(&opts, Some(logged))
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn execute(opts: &RunOptions, resuming: Option<crate::effects::recovery::LoggedRun>) -> Result<RunOutcome> {
     // Everything that can be wrong with the script or its parameters is found before the
     // workspace is touched; only then does the run log start.
     let (display, text, header) = read_runbook(&opts.file)?;
     let params = header.resolve_params(&opts.params)?;
-    let run_id = new_run_id();
+    let run_id = match &resuming {
+        Some(r) => r.run_id.clone(),
+        None => new_run_id(),
+    };
     let ws = Workspace::open(&opts.workspace, &run_id, opts.dry_run, opts.console)?
         .with_durability(opts.durability);
     ws.check_own_files()?;
@@ -85,25 +151,55 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     } else {
         Some(ctx.ws.lock()?)
     };
-    let log_path = Some(ctx.ws.open_log()?);
+    let sha = sha256_hex(&loaded.text);
+    let runbook_path = std::fs::canonicalize(&opts.file).unwrap_or_else(|_| opts.file.clone());
+    let param_args: Vec<[&str; 2]> = opts.params.iter().map(|(k, v)| [k.as_str(), v.as_str()]).collect();
+    let durability = match opts.durability {
+        Durability::EachWrite => "each",
+        Durability::None => "none",
+        Durability::EndOfRun => "end",
+    };
+    let about = serde_json::json!({
+        "run_id": run_id, "runbook_path": runbook_path, "sha256": sha,
+        "param_args": param_args, "durability": durability, "pid": std::process::id(),
+    });
+    // A real run refuses to start after one that did not finish (and marks itself under
+    // way); resume instead replays the one it finishes.
+    if !opts.dry_run {
+        ctx.ws.start_real(&about, opts.force)?;
+    }
+    let log_path = match &resuming {
+        Some(logged) => {
+            if let Some(ts) = logged.start["started"].as_str() {
+                if let Ok(t) = chrono::DateTime::parse_from_rfc3339(ts) {
+                    ctx.set_started(t.with_timezone(&chrono::Utc));
+                }
+            }
+            ctx.ws.begin_resume(logged)?;
+            ctx.ws.journal().log_path().map(|p| p.to_path_buf())
+        }
+        None => Some(ctx.ws.open_log()?),
+    };
     install_ctrlc_handler();
 
     let params_json: serde_json::Map<String, serde_json::Value> = params
         .iter()
         .map(|(k, v)| (k.clone(), v.to_json()))
         .collect();
-    let sha: String = Sha256::digest(loaded.text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    ctx.journal().run_start(
-        &loaded.display,
-        &loaded.header.name,
-        &loaded.header.version.to_string(),
-        &sha,
-        serde_json::Value::Object(params_json),
-        &root,
-    );
+    if resuming.is_none() {
+        ctx.journal().run_start(
+            &loaded.display,
+            &loaded.header.name,
+            &loaded.header.version.to_string(),
+            &sha,
+            serde_json::Value::Object(params_json),
+            &root,
+            serde_json::json!({
+                "runbook_path": runbook_path, "param_args": param_args, "durability": durability,
+                "started": ctx.started().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            }),
+        );
+    }
     let mut scope = Scope::new();
     scope.push_constant("params", params_map(&params));
     scope.push_constant("DRY_RUN", opts.dry_run);
@@ -132,7 +228,69 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         crate::effects::write_output(out, &root, state.to_string().as_bytes())?;
     }
     // Flush what the run changed (and its log) before reporting, whatever the outcome.
-    ctx.ws.finish()?;
+    let flushed = ctx.ws.finish();
+    if !opts.dry_run {
+        ctx.ws.end_real();
+    }
+    flushed?;
+    result
+}
+
+/// `runbook undo RUN_ID`: a run of its own that reverses what run `target` changed (see
+/// `effects::recovery::undo`), journaled like any run; `--dry-run` shows it.
+pub fn undo(
+    workspace: &std::path::Path,
+    target: &str,
+    dry_run: bool,
+    force: bool,
+    console: Console,
+    durability: Durability,
+) -> Result<RunOutcome> {
+    let run_id = new_run_id();
+    let ws = Workspace::open(workspace, &run_id, dry_run, console)?.with_durability(durability);
+    ws.check_own_files()?;
+    let _lock = if dry_run { None } else { Some(ws.lock()?) };
+    let logged = crate::effects::recovery::LoggedRun::read(&ws, target)?;
+    if logged.start["dry_run"] == true {
+        return Err(Error::Usage(format!("run `{target}` was a dry run: it changed nothing, so there is nothing to undo")));
+    }
+    if logged.start["undo_of"].is_string() && !force {
+        // Undoing an undo is allowed, but say what it means.
+        eprintln!("note: run `{target}` was itself an undo; undoing it redoes what that run reverted");
+    }
+    let root = ws.display_root().to_path_buf();
+    if !dry_run {
+        ws.mark_running(&serde_json::json!({"run_id": run_id, "undo_of": target, "pid": std::process::id()}))?;
+    }
+    let log_path = Some(ws.open_log()?);
+    ws.journal().run_start(
+        &format!("undo {target}"),
+        "undo",
+        env!("CARGO_PKG_VERSION"),
+        "",
+        serde_json::json!({"run": target, "force": force}),
+        &root,
+        serde_json::json!({"undo_of": target}),
+    );
+    let outcome = RunOutcome { run_id, log_path };
+    let result = match crate::effects::recovery::undo(&ws, &logged, force) {
+        Ok(_) => {
+            ws.journal().run_end(Status::Ok, None);
+            if !dry_run {
+                crate::effects::recovery::settle(&ws, target, "undone");
+            }
+            Ok(outcome)
+        }
+        Err(e) => {
+            ws.journal().run_end(Status::Failed, Some(&e));
+            Err(e)
+        }
+    };
+    let flushed = ws.finish();
+    if !dry_run {
+        ws.end_real();
+    }
+    flushed?;
     result
 }
 

@@ -18,13 +18,13 @@ use regex::Regex;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-struct Normaliser {
+pub struct Normaliser {
     patterns: Vec<(Regex, &'static str)>,
     known_commits: BTreeSet<String>,
 }
 
 impl Normaliser {
-    fn new(base: &Ws) -> Normaliser {
+    pub fn new(base: &Ws) -> Normaliser {
         let known_commits = base
             .git(&["rev-list", "--all"])
             .lines()
@@ -45,7 +45,7 @@ impl Normaliser {
         }
     }
 
-    fn text(&self, s: &str) -> String {
+    pub fn text(&self, s: &str) -> String {
         let mut out = s.to_string();
         for (re, to) in &self.patterns {
             out = re.replace_all(&out, *to).into_owned();
@@ -61,7 +61,7 @@ impl Normaliser {
         .into_owned()
     }
 
-    fn bytes(&self, b: &[u8]) -> String {
+    pub fn bytes(&self, b: &[u8]) -> String {
         match std::str::from_utf8(b) {
             Ok(t) => self.text(t),
             Err(_) => format!("sha256:{}", sha256(b)),

@@ -7,5 +7,6 @@ mod differential;
 mod door;
 mod git;
 mod links;
+mod recovery;
 mod support;
 mod validate;

@@ -1,0 +1,274 @@
+//! Never make an incident worse: a full rollback killed with SIGKILL at every point where
+//! the door is between two steps of an effect (the `RUNBOOK_CRASH_AT` hook), and at random
+//! moments, on a large generated workspace. After each kill:
+//!
+//! - the registry is whole (the old one or the new one), and every file the run removed is
+//!   in the trash;
+//! - the next real run refuses, naming the run and the ways on, and changes nothing;
+//! - `runbook resume` finishes the rollback to exactly the state an uninterrupted run gives,
+//!   and leaves no temp file behind;
+//! - `runbook undo` (on another copy) returns the workspace to the state before the run.
+
+use crate::differential::Normaliser;
+use crate::support::*;
+use std::collections::BTreeMap;
+
+fn normalised(norm: &Normaliser, ws: &Ws) -> BTreeMap<String, String> {
+    ws.files()
+        .iter()
+        .map(|(p, b)| (norm.text(p), norm.bytes(b)))
+        .collect()
+}
+
+fn assert_same_files(case: &str, want: &BTreeMap<String, String>, got: &BTreeMap<String, String>) {
+    let mut diffs = Vec::new();
+    for path in want.keys().chain(got.keys()).collect::<std::collections::BTreeSet<_>>() {
+        match (want.get(path), got.get(path)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => {
+                let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(0);
+                let start = at.saturating_sub(80);
+                let cut = |t: &str| t.get(start..(at + 80).min(t.len())).unwrap_or("").to_string();
+                diffs.push(format!("{path} differs at byte {at}: want …{}… got …{}…", cut(a), cut(b)))
+            }
+            (Some(_), None) => diffs.push(format!("{path} missing")),
+            (None, Some(_)) => diffs.push(format!("{path} extra")),
+            (None, None) => {}
+        }
+    }
+    assert!(diffs.is_empty(), "{case}: {diffs:?}");
+}
+
+fn temp_files(ws: &Ws) -> Vec<String> {
+    ws.files()
+        .keys()
+        .filter(|p| {
+            let name = p.rsplit('/').next().unwrap_or("");
+            name.contains(".runbook-") && name.ends_with(".tmp")
+        })
+        .cloned()
+        .collect()
+}
+
+struct Scenario {
+    base: Ws,
+    norm: Normaliser,
+    reference: BTreeMap<String, String>,
+    before: BTreeMap<String, String>,
+}
+
+impl Scenario {
+    fn new() -> Scenario {
+        // Large enough that the registry is a real file (500 versions, 1,000 model files).
+        let base = Ws::generated(&["--versions", "500"]);
+        base.git_identity();
+        let norm = Normaliser::new(&base);
+        let done = base.copy();
+        done.runbook(&["run", &shipped("full_rollback.rhai"), "-q"]).run().success();
+        Scenario {
+            reference: normalised(&norm, &done),
+            before: normalised(&norm, &base),
+            base,
+            norm,
+        }
+    }
+
+    /// Check everything about a workspace in which a rollback was killed.
+    fn check_killed(&self, case: &str, ws: &Ws) {
+        let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+        // The registry is whole, and what the run removed is in its trash.
+        let reg: serde_json::Value = serde_json::from_str(&ws.read("models/registry.json"))
+            .unwrap_or_else(|e| panic!("{case}: torn registry: {e}"));
+        assert!(reg.as_array().is_some_and(|a| a.len() >= 499), "{case}");
+        for (path, _) in self.base.files() {
+            if path.starts_with("models/") && !ws.exists(&path) {
+                let kept = ws.exists(&format!(".runbook/trash/{run_id}/{path}"));
+                assert!(kept, "{case}: {path} is gone and not in the trash");
+            }
+        }
+        // The next real run refuses and changes nothing, but for moving the dead run's temp
+        // files into its trash (and saying so).
+        let temps = temp_files(ws);
+        let without_temps = |ws: &Ws| -> BTreeMap<String, Vec<u8>> {
+            ws.files().into_iter().filter(|(p, _)| !temps.contains(p)).collect()
+        };
+        let before = without_temps(ws);
+        let refused = ws
+            .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+            .run()
+            .code(1)
+            .stderr_has("did not finish")
+            .stderr_has(&format!("runbook resume {run_id}"))
+            .stderr_has(&format!("runbook undo {run_id}"))
+            .stderr_has("--force");
+        assert!(before == without_temps(ws), "{case}: the refused run changed the workspace");
+        assert!(temp_files(ws).is_empty(), "{case}: temp files left: {:?}", temp_files(ws));
+        for t in &temps {
+            assert!(refused.stdout.contains(&format!("moved the temp file `{t}`")), "{case}: {}", refused.stdout);
+        }
+        // Undo, on a copy, returns to the state before the run.
+        let undone = ws.copy();
+        undone.runbook(&["undo", &run_id, "-q"]).run().success();
+        assert_same_files(&format!("{case}: undo"), &self.before, &normalised(&self.norm, &undone));
+        assert!(temp_files(&undone).is_empty(), "{case}: undo left {:?}", temp_files(&undone));
+        // Resume finishes the rollback exactly as an uninterrupted run does.
+        ws.runbook(&["resume", &run_id, "-q"]).run().success();
+        assert_same_files(&format!("{case}: resume"), &self.reference, &normalised(&self.norm, ws));
+        assert!(temp_files(ws).is_empty(), "{case}: resume left {:?}", temp_files(ws));
+        // And the workspace is usable again: the next run is not refused.
+        ws.runbook(&["run", &shipped("verify_rollback.rhai"), "-q"]).run().success();
+    }
+}
+
+#[test]
+fn a_full_rollback_killed_at_every_point_is_resumable_and_undoable() {
+    let s = Scenario::new();
+    let mut points = 0;
+    for n in 1..200 {
+        let ws = s.base.copy();
+        let done = ws
+            .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+            .env("RUNBOOK_CRASH_AT", n.to_string())
+            .run();
+        if done.code == 0 {
+            // Past the last crash point: the run finished.
+            assert_same_files("uninterrupted", &s.reference, &normalised(&s.norm, &ws));
+            break;
+        }
+        assert_eq!(done.code, -1, "crash point {n}: not killed: {}", done.stderr);
+        s.check_killed(&format!("crash point {n}"), &ws);
+        points += 1;
+    }
+    assert!(points >= 30, "only {points} crash points");
+
+    // And at moments no hook chose: SIGKILL after a random delay.
+    let mut killed = 0;
+    let mut seed = 0x9E37_79B9u64;
+    for i in 0..40 {
+        if points + killed >= 55 {
+            break;
+        }
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = std::time::Duration::from_micros(2_000 + (seed >> 33) % 60_000);
+        let ws = s.base.copy();
+        let mut child = std::process::Command::new(BIN)
+            .args(["run", &shipped("full_rollback.rhai"), "-q"])
+            .current_dir(ws.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() || !ws.exists(".runbook/runs") || ws.files().is_empty() {
+            continue;
+        }
+        let started = ws.join(".runbook/runs").read_dir().unwrap().flatten().any(|e| {
+            std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"run_start\""))
+        });
+        if !started {
+            // Killed before its log said anything: it changed nothing, and the next run
+            // goes ahead.
+            assert_same_files(&format!("kill {i}"), &s.before, &normalised(&s.norm, &ws));
+            ws.runbook(&["run", &shipped("verify_rollback.rhai"), "-q", "-p", "threshold=100"]).run().success();
+            continue;
+        }
+        s.check_killed(&format!("kill {i} after {delay:?}"), &ws);
+        killed += 1;
+    }
+    eprintln!("killed at {points} crash points and {killed} random moments");
+    assert!(points + killed >= 50, "{points} crash points and {killed} timed kills");
+}
+
+#[test]
+fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
+    let ws = Ws::demo();
+    let done = ws
+        .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+        .env("RUNBOOK_CRASH_AT", "20")
+        .run();
+    assert_eq!(done.code, -1);
+    let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+    // Someone edits what the run wrote: undo refuses, naming it.
+    let copy = ws.copy();
+    copy.write("models/registry.json", &copy.read("models/registry.json").replace("sl_forecaster", "sl_forecaster"));
+    let before = copy.snapshot();
+    copy.runbook(&["undo", &run_id])
+        .run()
+        .code(1)
+        .stderr_has("the workspace changed since that run")
+        .stderr_has("models/registry.json");
+    before.assert_same(&copy.snapshot());
+    // --force goes ahead and leaves the unfinished run as it is.
+    ws.runbook(&["run", &shipped("quick_verification.rhai"), "--force", "-q"])
+        .run()
+        .success();
+    ws.runbook(&["run", &shipped("quick_verification.rhai"), "-q"]).run().success();
+    ws.runbook(&["resume", &run_id]).run().code(2).stderr_has("is not unfinished");
+}
+
+#[test]
+fn process_stop_never_signals_runbook_its_parents_or_an_unrelated_process() {
+    let ws = Ws::demo();
+    // The test harness is runbook's parent.
+    ws.write("run/sl_model_training.pid", &format!("{}\n", std::process::id()));
+    ws.runbook(&["run", &shipped("full_rollback.rhai")])
+        .run()
+        .code(1)
+        .stderr_has("runbook itself or the process that started it");
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v5"));
+    // A stale pid file naming an unrelated process.
+    let mut other = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    ws.write("run/sl_model_training.pid", &format!("{}\n", other.id()));
+    ws.runbook(&["run", &shipped("full_rollback.rhai")])
+        .run()
+        .code(1)
+        .stderr_has("which is not `sl_model_training`; nothing was signalled");
+    assert!(other.try_wait().unwrap().is_none(), "an unrelated process was signalled");
+    other.kill().unwrap();
+    other.wait().unwrap();
+}
+
+#[test]
+fn registry_values_are_data_and_bad_registries_stop_before_any_change() {
+    for (case, edit, says) in [
+        ("star version", r#""version": "v4""#, r#""version": "*""#),
+        ("path version", r#""version": "v4""#, r#""version": "v5/../../etc""#),
+    ] {
+        let ws = Ws::demo();
+        let text = ws.read("models/registry.json").replacen(edit, says, 1);
+        ws.write("models/registry.json", &text);
+        let before = ws.snapshot();
+        ws.runbook(&["run", &shipped("full_rollback.rhai")])
+            .run()
+            .code(1)
+            .stderr_has("may hold only letters, digits");
+        before.assert_same(&ws.snapshot());
+        let _ = case;
+    }
+    // A version listed twice, and two production versions.
+    let ws = Ws::demo();
+    let reg: Vec<serde_json::Value> = serde_json::from_str(&ws.read("models/registry.json")).unwrap();
+    let mut dup = reg.clone();
+    dup.push(reg[0].clone());
+    ws.write("models/registry.json", &serde_json::to_string_pretty(&dup).unwrap());
+    let before = ws.snapshot();
+    ws.runbook(&["run", &shipped("full_rollback.rhai")])
+        .run()
+        .code(1)
+        .stderr_has("are both `sl_forecaster`");
+    before.assert_same(&ws.snapshot());
+    let mut two = reg.clone();
+    for e in two.iter_mut() {
+        if e["version"] == "v4" {
+            e["is_production"] = true.into();
+            e["status"] = "production".into();
+        }
+    }
+    ws.write("models/registry.json", &serde_json::to_string_pretty(&two).unwrap());
+    ws.runbook(&["run", &shipped("full_rollback.rhai")])
+        .run()
+        .code(1)
+        .stderr_has("has two production versions");
+}
