@@ -64,6 +64,9 @@ enum Command {
         /// removed), to compare with a real run. FILE must be outside the workspace.
         #[arg(long, value_name = "FILE", requires = "dry_run")]
         dry_run_state: Option<PathBuf>,
+        /// Run no program at all (external predictors): each is refused, naming it.
+        #[arg(long)]
+        no_exec: bool,
         /// Run even though an earlier run on this workspace did not finish (was killed);
         /// it is left as it is. Prefer `runbook resume RUN_ID` or `runbook undo RUN_ID`.
         #[arg(long)]
@@ -223,8 +226,10 @@ fn dispatch(command: Command) -> Result<i32> {
             sync,
             dry_run_state,
             force,
+            no_exec,
         } => {
             let opts = RunOptions {
+                no_exec,
                 file,
                 workspace,
                 dry_run,
@@ -322,7 +327,11 @@ fn dispatch(command: Command) -> Result<i32> {
             quiet,
             force,
         } => {
-            let console = if quiet { Console::Quiet } else { Console::Stdout };
+            let console = if quiet {
+                Console::Quiet
+            } else {
+                Console::Stdout
+            };
             runner::resume(&workspace, &run_id, console, force).map(|_| 0)
         }
         Command::Undo {
@@ -332,8 +341,20 @@ fn dispatch(command: Command) -> Result<i32> {
             force,
             quiet,
         } => {
-            let console = if quiet { Console::Quiet } else { Console::Stdout };
-            runner::undo(&workspace, &run_id, dry_run, force, console, Durability::EndOfRun).map(|_| 0)
+            let console = if quiet {
+                Console::Quiet
+            } else {
+                Console::Stdout
+            };
+            runner::undo(
+                &workspace,
+                &run_id,
+                dry_run,
+                force,
+                console,
+                Durability::EndOfRun,
+            )
+            .map(|_| 0)
         }
         Command::Trash { action, workspace } => match action {
             TrashAction::List => crate::effects::trash::list(&workspace).map(|_| 0),

@@ -370,6 +370,7 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             dry_run,
             dry_run_state: None,
             force: false,
+            no_exec: false,
             params: Vec::new(),
             timeout: Some(std::time::Duration::from_secs(600)),
             console: Console::Stdout,

@@ -44,6 +44,147 @@ const STDERR_TAIL: usize = 2000;
 /// protocol. `scratch_dir` must exist; the data file written there is removed afterwards.
 /// The command runs in `working_dir` when one is given (a runbook gives the workspace, so
 /// relative paths among its arguments mean the same whatever directory runbook started in).
+/// How a command may run: the workspace's policy (`runbook.yaml`'s `commands:` section and
+/// `--no-exec`) applied to one command.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// `--no-exec`: no command runs at all.
+    pub no_exec: bool,
+    /// Programs allowed (`commands.allow`); `None` allows any.
+    pub allow: Option<Vec<String>>,
+    /// `commands.confine: false` lets a real run's commands write outside the scratch
+    /// directory and use the network. A dry run's commands are always confined.
+    pub unconfined_real_runs: bool,
+}
+
+impl Policy {
+    /// Read `commands:` from `runbook.yaml` (absent: any program, confined).
+    pub fn read(doc: Option<&serde_json::Value>, no_exec: bool) -> Result<Policy> {
+        let mut policy = Policy {
+            no_exec,
+            ..Policy::default()
+        };
+        let Some(section) = doc.and_then(|d| d.get("commands")) else {
+            return Ok(policy);
+        };
+        let bad = |m: String| Error::invalid("`runbook.yaml`", m);
+        let Some(map) = section.as_object() else {
+            return Err(bad(
+                "`commands` must be a mapping such as `{allow: [python3], confine: true}`".into(),
+            ));
+        };
+        for (key, value) in map {
+            match key.as_str() {
+                "allow" => {
+                    let list = value
+                        .as_array()
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|v| v.as_str().map(str::to_string))
+                                .collect::<Option<Vec<_>>>()
+                        })
+                        .ok_or_else(|| {
+                            bad("`commands.allow` must be a list of program names".into())
+                        })?;
+                    policy.allow = Some(list);
+                }
+                "confine" => {
+                    policy.unconfined_real_runs = !value
+                        .as_bool()
+                        .ok_or_else(|| bad("`commands.confine` must be true or false".into()))?;
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown key `commands.{other}`; the known ones are `allow` and `confine`"
+                    )))
+                }
+            }
+        }
+        Ok(policy)
+    }
+
+    /// Refuse `command` unless the policy lets it run.
+    pub fn check(&self, command: &[String]) -> Result<()> {
+        let shown = command.join(" ");
+        if self.no_exec {
+            return Err(Error::invalid(
+                format!("command `{shown}`"),
+                "runbook was started with `--no-exec`, so no program runs; run without it to allow commands",
+            ));
+        }
+        if let (Some(allow), Some(program)) = (&self.allow, command.first()) {
+            let name = program.rsplit('/').next().unwrap_or(program);
+            if !allow.iter().any(|a| a == program || a == name) {
+                return Err(Error::invalid(
+                    format!("command `{shown}`"),
+                    format!("`{program}` is not in `commands.allow` of `runbook.yaml` ({}); add it there to allow it", allow.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Landlock ruleset for a command: read and execute anywhere, write only below
+/// `scratch`, no TCP bind or connect. Made in the parent; the child only calls
+/// `landlock_restrict_self` on it between fork and exec (no allocation there).
+fn confinement(scratch: &Path) -> std::result::Result<std::os::fd::OwnedFd, String> {
+    use landlock::{
+        path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset,
+        RulesetAttr, RulesetCreatedAttr, ABI,
+    };
+    let abi = ABI::V4;
+    let created = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules([scratch], AccessFs::from_all(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(["/dev/null"], AccessFs::WriteFile)))
+        .map_err(|e| e.to_string())?;
+    Option::<std::os::fd::OwnedFd>::from(created)
+        .ok_or_else(|| "this kernel has no Landlock".to_string())
+}
+
+/// Run an external predictor as the policy allows: in a dry run, and in a real run unless
+/// `commands.confine: false`, confined by Landlock (writes only in the scratch directory, no
+/// TCP); where the kernel cannot confine it, a run that needs confinement refuses it.
+#[allow(clippy::too_many_arguments)]
+pub fn predict(
+    policy: &Policy,
+    dry_run: bool,
+    command: &[String],
+    model_path: &Path,
+    data: &Dataset,
+    scratch_dir: &Path,
+    working_dir: Option<&Path>,
+    timeout: Duration,
+) -> Result<Array1<f64>> {
+    policy.check(command)?;
+    let confine = dry_run || !policy.unconfined_real_runs;
+    let ruleset = if confine {
+        Some(confinement(scratch_dir).map_err(|why| {
+            Error::invalid(
+                format!("command `{}`", command.join(" ")),
+                format!("it must run confined (no writes outside `.runbook/tmp/`, no network), but {why}; {}",
+                    if dry_run { "a dry run never runs a command unconfined" } else { "set `commands.confine: false` in `runbook.yaml` to run it unconfined in real runs" }),
+            )
+        })?)
+    } else {
+        None
+    };
+    predict_external_with(
+        command,
+        model_path,
+        data,
+        scratch_dir,
+        working_dir,
+        timeout,
+        ruleset,
+    )
+}
+
 pub fn predict_external(
     command: &[String],
     model_path: &Path,
@@ -51,6 +192,26 @@ pub fn predict_external(
     scratch_dir: &Path,
     working_dir: Option<&Path>,
     timeout: Duration,
+) -> Result<Array1<f64>> {
+    predict_external_with(
+        command,
+        model_path,
+        data,
+        scratch_dir,
+        working_dir,
+        timeout,
+        None,
+    )
+}
+
+fn predict_external_with(
+    command: &[String],
+    model_path: &Path,
+    data: &Dataset,
+    scratch_dir: &Path,
+    working_dir: Option<&Path>,
+    timeout: Duration,
+    ruleset: Option<std::os::fd::OwnedFd>,
 ) -> Result<Array1<f64>> {
     let Some(program) = command.first() else {
         return Err(Error::invalid(
@@ -91,6 +252,23 @@ pub fn predict_external(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(fd) = &ruleset {
+        use std::os::fd::AsRawFd;
+        let raw = fd.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe system calls run: prctl and
+        // landlock_restrict_self on a descriptor the parent keeps open until the spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::syscall(libc::SYS_landlock_restrict_self, raw, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| {
         let message = match e.kind() {
             io::ErrorKind::NotFound => {

@@ -35,6 +35,8 @@ pub enum ActionKind {
     FileMoved,
     Git,
     Process,
+    /// A program runbook started (an external predictor), with its argv.
+    Command,
     /// A read-only check whose result belongs in the audit trail (metrics, gates).
     Check,
 }
@@ -48,6 +50,7 @@ impl ActionKind {
             ActionKind::FileMoved => "files moved",
             ActionKind::Git => "git changes",
             ActionKind::Process => "processes stopped",
+            ActionKind::Command => "commands run",
             ActionKind::Check => "checks",
         }
     }
@@ -61,6 +64,7 @@ impl ActionKind {
             ActionKind::FileMoved => "file_moved",
             ActionKind::Git => "git",
             ActionKind::Process => "process",
+            ActionKind::Command => "command",
             ActionKind::Check => "check",
         }
     }
@@ -149,7 +153,13 @@ impl Journal {
 
     /// Record what an effect is about to do (`intent`), before it is done: a run killed in
     /// the middle leaves a log that says which effect was under way.
-    pub(in crate::effects) fn intent(&self, seq: usize, kind: ActionKind, effect: Value, sync: bool) {
+    pub(in crate::effects) fn intent(
+        &self,
+        seq: usize,
+        kind: ActionKind,
+        effect: Value,
+        sync: bool,
+    ) {
         let mut st = self.state.borrow_mut();
         let step = st.stack.last().map(|s| s.number.clone());
         self.emit(
@@ -261,6 +271,7 @@ impl Journal {
         "    ".repeat(depth)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn run_start(
         &self,
         runbook: &str,
@@ -407,6 +418,9 @@ impl Journal {
         drop(st);
         let verb = if !kind.changes_workspace() {
             "check"
+        } else if kind == ActionKind::Command {
+            // A predictor really runs in a dry run too (confined), so it is never "would".
+            "ran"
         } else if self.dry_run {
             "would"
         } else {
@@ -525,7 +539,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::without_log("r1", true, Console::Quiet);
         j.open_log(&Root::open(dir.path()).unwrap()).unwrap();
-        j.run_start("rb.rhai", "demo", "1.0.0", "abc", json!({}), dir.path(), json!({}));
+        j.run_start(
+            "rb.rhai",
+            "demo",
+            "1.0.0",
+            "abc",
+            json!({}),
+            dir.path(),
+            json!({}),
+        );
         assert_eq!(j.step_start("outer"), "1");
         assert_eq!(j.step_start("inner"), "1.1");
         j.action(

@@ -151,7 +151,9 @@ impl Effect<'_> {
             }
             Effect::GitCommit { message, all } => json!({"git_commit": message, "all": all}),
             Effect::GitTag { name, .. } => json!({"git_tag": name}),
-            Effect::StopProcess { pidfile, pid, .. } => json!({"stop_process": pidfile.as_str(), "pid": pid}),
+            Effect::StopProcess { pidfile, pid, .. } => {
+                json!({"stop_process": pidfile.as_str(), "pid": pid})
+            }
             Effect::Registry { store, change } => json!({
                 "registry": store.name(),
                 "op": change.op,
@@ -245,6 +247,7 @@ pub struct Workspace {
     /// The effect being performed, for the disk events it logs.
     current: std::cell::Cell<Option<usize>>,
     replay: RefCell<Option<Replay>>,
+    no_exec: std::cell::Cell<bool>,
     run_id: String,
     overlay: Overlay,
     durability: Durability,
@@ -293,6 +296,7 @@ impl Workspace {
             seq: std::cell::Cell::new(1),
             current: std::cell::Cell::new(None),
             replay: RefCell::new(None),
+            no_exec: std::cell::Cell::new(false),
             run_id: run_id.to_string(),
             overlay: Overlay::default(),
             durability: Durability::EndOfRun,
@@ -771,7 +775,9 @@ impl Workspace {
         // A stop of a process that is gone now was done, whatever the script sees.
         while r.next < r.recorded.len() && r.recorded[r.next] != *effect {
             let skippable = r.recorded[r.next].get("stop_process").is_some()
-                && r.recorded[r.next]["pid"].as_i64().is_some_and(|p| !is_alive(p as i32));
+                && r.recorded[r.next]["pid"]
+                    .as_i64()
+                    .is_some_and(|p| !is_alive(p as i32));
             if !skippable {
                 break;
             }
@@ -938,7 +944,11 @@ impl Workspace {
             return Ok(());
         }
         self.log_new_parents(rel);
-        let before = self.root.lstat(rel).map(|st| st.st_size as u64).unwrap_or(0);
+        let before = self
+            .root
+            .lstat(rel)
+            .map(|st| st.st_size as u64)
+            .unwrap_or(0);
         self.log_disk(serde_json::json!({
             "append": rel.as_str(),
             "at": before,
@@ -1306,6 +1316,68 @@ pub fn write_output(path: &Path, workspace: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(|e| Error::io(shown, "write", e))
+}
+
+/// An external predictor to run through the door.
+pub struct Predictor<'a> {
+    pub command: &'a [String],
+    pub model_file: &'a Path,
+    pub data: &'a crate::validation::Dataset,
+    pub scratch: &'a Scratch<'a>,
+    pub timeout: Duration,
+}
+
+impl Workspace {
+    /// Forbid every command (`--no-exec`).
+    pub fn with_no_exec(self, no_exec: bool) -> Workspace {
+        self.no_exec.set(no_exec);
+        self
+    }
+
+    fn command_policy(&self) -> Result<command::Policy> {
+        let rel = self.resolve(crate::registry::CONFIG_FILE)?;
+        let doc = if self.exists(&rel) {
+            Some(crate::document::parse_yaml(
+                &self.read(&rel)?,
+                crate::registry::CONFIG_FILE,
+            )?)
+        } else {
+            None
+        };
+        command::Policy::read(doc.as_ref(), self.no_exec.get())
+    }
+
+    /// Run an external predictor, as the workspace's command policy allows (see
+    /// `command::predict`), and journal it as a command with its argv. Returns its
+    /// predictions; `describe` gets the seconds it took.
+    pub fn predict(
+        &self,
+        run: Predictor<'_>,
+        describe: impl FnOnce(f64) -> Record,
+    ) -> Result<ndarray::Array1<f64>> {
+        let policy = self.command_policy()?;
+        let started = std::time::Instant::now();
+        let values = command::predict(
+            &policy,
+            self.simulating(),
+            run.command,
+            run.model_file,
+            run.data,
+            &run.scratch.abs(),
+            Some(self.root.path()),
+            run.timeout,
+        )?;
+        let record = describe(started.elapsed().as_secs_f64());
+        self.journal.action(
+            None,
+            ActionKind::Command,
+            &record.op,
+            record.args,
+            &record.summary,
+            record.result,
+        );
+        Ok(values)
+    }
 }
 
 /// How a loader gets a file: opened through the sandbox, or a dry run's simulated bytes.

@@ -82,10 +82,6 @@ impl Overlay {
         self.entries.borrow_mut().insert(rel.clone(), entry);
     }
 
-    pub fn contains(&self, rel: &RelPath) -> bool {
-        self.entries.borrow().contains_key(rel)
-    }
-
     /// Forget what the overlay holds strictly below `rel` (it is being removed or replaced).
     pub fn clear_below(&self, rel: &RelPath) {
         self.entries

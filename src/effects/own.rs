@@ -140,14 +140,15 @@ pub fn create_log(root: &Root, run_id: &str, append: bool) -> Result<(File, std:
     } else {
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC
     };
-    let fd = rustix::fs::openat(&dir, name.as_str(), flags, Mode::from_raw_mode(0o644))
-    .map_err(|e| {
-        Error::io(
-            format!(".runbook/runs/{name}"),
-            "create the run log",
-            e.into(),
-        )
-    })?;
+    let fd = rustix::fs::openat(&dir, name.as_str(), flags, Mode::from_raw_mode(0o644)).map_err(
+        |e| {
+            Error::io(
+                format!(".runbook/runs/{name}"),
+                "create the run log",
+                e.into(),
+            )
+        },
+    )?;
     Ok((File::from(fd), root.display_abs(&dir_rel.join(&name))))
 }
 

@@ -64,7 +64,11 @@ fn log_rel(run_id: &str) -> RelPath {
 }
 
 fn check_run_id(run_id: &str) -> Result<()> {
-    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if run_id.is_empty()
+        || !run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return Err(Error::Usage(format!(
             "`{run_id}` is not a run id; `ls .runbook/runs` (or `runbook trash list`) shows them"
         )));
@@ -108,7 +112,9 @@ impl LoggedRun {
             match event["event"].as_str() {
                 Some("run_start") if run.start.is_null() => run.start = event,
                 Some("run_end") => run.ended = Some(event),
-                Some("intent") => run.intents.push((seq.unwrap_or(0), event["effect"].clone())),
+                Some("intent") => run
+                    .intents
+                    .push((seq.unwrap_or(0), event["effect"].clone())),
                 Some("action") => {
                     if let Some(s) = seq {
                         run.completed.insert(s);
@@ -191,7 +197,10 @@ fn happened(ws: &Workspace, op: &Value) -> bool {
                 && mtime_ns != 0);
     }
     if let Some(path) = rel_of(&op["append"]) {
-        let (at, text) = (op["at"].as_u64().unwrap_or(0), op["text"].as_str().unwrap_or(""));
+        let (at, text) = (
+            op["at"].as_u64().unwrap_or(0),
+            op["text"].as_str().unwrap_or(""),
+        );
         let Ok(bytes) = disk::read(&ws.root, &path) else {
             return false;
         };
@@ -350,7 +359,10 @@ impl Workspace {
 /// Put into the overlay the state before one logged change.
 fn reverse_in_view(ws: &Workspace, overlay: &Overlay, op: &Value) -> Result<()> {
     let file_from = |rel: &RelPath| -> Result<Entry> {
-        let st = ws.root.lstat(rel).map_err(|e| Error::io(rel.to_string(), "read", e))?;
+        let st = ws
+            .root
+            .lstat(rel)
+            .map_err(|e| Error::io(rel.to_string(), "read", e))?;
         Ok(Entry::File {
             content: super::Content::Disk(rel.clone()),
             mtime: disk::mtime_of(&st),
@@ -358,7 +370,10 @@ fn reverse_in_view(ws: &Workspace, overlay: &Overlay, op: &Value) -> Result<()> 
     };
     // A tree the run moved away: each of its files, in view, at its old place.
     let restore_tree = |from: &RelPath, to: &RelPath| -> Result<()> {
-        let st = ws.root.lstat(from).map_err(|e| Error::io(from.to_string(), "read", e))?;
+        let st = ws
+            .root
+            .lstat(from)
+            .map_err(|e| Error::io(from.to_string(), "read", e))?;
         if kind(&st) != FileType::Directory {
             overlay.set(to, file_from(from)?);
             return Ok(());
@@ -389,11 +404,14 @@ fn reverse_in_view(ws: &Workspace, overlay: &Overlay, op: &Value) -> Result<()> 
         if at == 0 {
             overlay.set(&path, Entry::Removed);
         } else {
-            let bytes = disk::read(&ws.root, &path).map_err(|e| Error::io(path.to_string(), "read", e))?;
+            let bytes =
+                disk::read(&ws.root, &path).map_err(|e| Error::io(path.to_string(), "read", e))?;
             overlay.set(
                 &path,
                 Entry::File {
-                    content: super::Content::Bytes(std::rc::Rc::from(&bytes[..at.min(bytes.len())])),
+                    content: super::Content::Bytes(std::rc::Rc::from(
+                        &bytes[..at.min(bytes.len())],
+                    )),
                     mtime: std::time::SystemTime::now(),
                 },
             );
@@ -437,7 +455,9 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
     let mut seen = std::collections::BTreeSet::new();
     for d in ops.iter().rev() {
         for key in ["write", "append", "to", "mkdir"] {
-            let Some(p) = rel_of(&d.op[key]) else { continue };
+            let Some(p) = rel_of(&d.op[key]) else {
+                continue;
+            };
             if !seen.insert(p.clone()) {
                 continue;
             }
@@ -456,7 +476,11 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
         ));
     }
     let mut n = 0;
-    fn rec(op: &'static str, args: Value, summary: String) -> impl FnOnce(&super::Outcome) -> Record {
+    fn rec(
+        op: &'static str,
+        args: Value,
+        summary: String,
+    ) -> impl FnOnce(&super::Outcome) -> Record {
         move |_| Record::new(op, args, summary)
     }
     for d in ops.iter().rev() {
@@ -465,13 +489,24 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
             if ws.exists(&path) {
                 ws.perform(
                     Effect::Remove { path: path.clone() },
-                    rec("undo.remove", json!({"path": path.as_str()}), format!("take away `{path}` as written by run {}", run.run_id)),
+                    rec(
+                        "undo.remove",
+                        json!({"path": path.as_str()}),
+                        format!("take away `{path}` as written by run {}", run.run_id),
+                    ),
                 )?;
             }
             if let Some(kept) = rel_of(&op["kept"]) {
                 ws.perform(
-                    Effect::Move { src: kept.clone(), dst: path.clone() },
-                    rec("undo.restore", json!({"from": kept.as_str(), "to": path.as_str()}), format!("put back `{path}` from `{kept}`")),
+                    Effect::Move {
+                        src: kept.clone(),
+                        dst: path.clone(),
+                    },
+                    rec(
+                        "undo.restore",
+                        json!({"from": kept.as_str(), "to": path.as_str()}),
+                        format!("put back `{path}` from `{kept}`"),
+                    ),
                 )?;
             }
         } else if let Some(path) = rel_of(&op["append"]) {
@@ -480,29 +515,58 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
             let effect = if at == 0 {
                 Effect::Remove { path: path.clone() }
             } else {
-                Effect::Write { path: path.clone(), bytes: bytes[..at.min(bytes.len())].to_vec() }
+                Effect::Write {
+                    path: path.clone(),
+                    bytes: bytes[..at.min(bytes.len())].to_vec(),
+                }
             };
             ws.perform(
                 effect,
-                rec("undo.truncate", json!({"path": path.as_str(), "to_bytes": at}), format!("take back what run {} appended to `{path}`", run.run_id)),
+                rec(
+                    "undo.truncate",
+                    json!({"path": path.as_str(), "to_bytes": at}),
+                    format!("take back what run {} appended to `{path}`", run.run_id),
+                ),
             )?;
-        } else if let (Some(src), Some(dst)) = (rel_of(&op["remove"]).or_else(|| rel_of(&op["move"])), rel_of(&op["to"])) {
+        } else if let (Some(src), Some(dst)) = (
+            rel_of(&op["remove"]).or_else(|| rel_of(&op["move"])),
+            rel_of(&op["to"]),
+        ) {
             ws.perform(
-                Effect::Move { src: dst.clone(), dst: src.clone() },
-                rec("undo.restore", json!({"from": dst.as_str(), "to": src.as_str()}), format!("put back `{src}` from `{dst}`")),
+                Effect::Move {
+                    src: dst.clone(),
+                    dst: src.clone(),
+                },
+                rec(
+                    "undo.restore",
+                    json!({"from": dst.as_str(), "to": src.as_str()}),
+                    format!("put back `{src}` from `{dst}`"),
+                ),
             )?;
         } else if let (Some(_), Some(dst)) = (rel_of(&op["copy"]), rel_of(&op["to"])) {
             ws.perform(
                 Effect::Remove { path: dst.clone() },
-                rec("undo.remove", json!({"path": dst.as_str()}), format!("take away the copy `{dst}`")),
+                rec(
+                    "undo.remove",
+                    json!({"path": dst.as_str()}),
+                    format!("take away the copy `{dst}`"),
+                ),
             )?;
         } else if let Some(dir) = rel_of(&op["mkdir"]) {
-            let empty = ws.exists(&dir) && ws.glob(&format!("{}/*", glob::Pattern::escape(dir.as_str()))).map(|g| g.is_empty()).unwrap_or(false)
+            let empty = ws.exists(&dir)
+                && ws
+                    .glob(&format!("{}/*", glob::Pattern::escape(dir.as_str())))
+                    .map(|g| g.is_empty())
+                    .unwrap_or(false)
                 && ws.walk_files(&dir).map(|f| f.is_empty()).unwrap_or(false);
             if empty {
                 ws.perform(
                     Effect::Remove { path: dir.clone() },
-                    rec("undo.remove", json!({"path": dir.as_str()}), format!("take away the directory `{dir}`")),
+                    rec(
+                        "undo.remove",
+                        json!({"path": dir.as_str()}),
+                        format!("take away the directory `{dir}`"),
+                    ),
                 )?;
             }
         } else {

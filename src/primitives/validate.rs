@@ -31,7 +31,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The plan's MSE limit (§3.1.3: `assert mse < 0.1`), when nothing else sets one.
 pub const DEFAULT_MSE_THRESHOLD: f64 = 0.1;
@@ -336,30 +336,27 @@ fn predict(ctx: &Validation, model: &ModelRef, data: &DataRef) -> Result<Predict
                 Source::File(_) => ctx.ws.path_for_child(path),
                 Source::Bytes(b) => scratch.write(path.file_name(), &b)?,
             };
-            let started = Instant::now();
-            let values = crate::effects::command::predict_external(
+            // The run's `--timeout` cannot interrupt a wait inside a primitive.
+            let run = crate::effects::Predictor {
                 command,
-                &model_file,
-                &data.0,
-                &scratch.abs(),
-                Some(ctx.ws.display_root()),
-                // The run's `--timeout` cannot interrupt a wait inside a primitive.
-                ctx.bounded(*timeout),
-            )?;
-            let seconds = started.elapsed().as_secs_f64();
-            check(
-                ctx,
-                "validate.predict",
-                json!({"command": command, "model": path.as_str(), "data": data.0.source, "rows": data.0.n_rows()}),
-                &format!(
-                    "predict `{path}` on `{}` with `{}` ({} rows, {seconds:.2} s)",
-                    data.0.source,
-                    command.join(" "),
-                    data.0.n_rows()
-                ),
-                Some(json!({"seconds": (seconds * 1000.0).round() / 1000.0})),
-            );
-            values
+                model_file: &model_file,
+                data: &data.0,
+                scratch: &scratch,
+                timeout: ctx.bounded(*timeout),
+            };
+            ctx.ws.predict(run, |seconds| {
+                Record::new(
+                    "validate.predict",
+                    json!({"command": command, "model": path.as_str(), "data": data.0.source, "rows": data.0.n_rows()}),
+                    format!(
+                        "predict `{path}` on `{}` with `{}` ({} rows, {seconds:.2} s)",
+                        data.0.source,
+                        command.join(" "),
+                        data.0.n_rows()
+                    ),
+                )
+                .with_result(json!({"seconds": (seconds * 1000.0).round() / 1000.0}))
+            })?
         }
     };
     Ok(Predictions {

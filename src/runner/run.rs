@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub durability: Durability,
     /// Run even though an earlier run on the workspace did not finish.
     pub force: bool,
+    /// Refuse every command a runbook would start.
+    pub no_exec: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +65,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
 
 /// `runbook resume RUN_ID`: finish a run that was killed (see `effects::recovery`), with its
 /// runbook (refused if the file changed since) and its parameters, under its run id.
-pub fn resume(workspace: &std::path::Path, run_id: &str, console: Console, force: bool) -> Result<RunOutcome> {
+pub fn resume(
+    workspace: &std::path::Path,
+    run_id: &str,
+    console: Console,
+    force: bool,
+) -> Result<RunOutcome> {
     let probe = Workspace::open(workspace, run_id, false, Console::Quiet)?;
     probe.check_own_files()?;
     let logged = crate::effects::recovery::LoggedRun::read(&probe, run_id)?;
@@ -73,7 +80,9 @@ pub fn resume(workspace: &std::path::Path, run_id: &str, console: Console, force
         )));
     }
     if logged.start["dry_run"] == true {
-        return Err(Error::Usage(format!("run `{run_id}` was a dry run; there is nothing to resume")));
+        return Err(Error::Usage(format!(
+            "run `{run_id}` was a dry run; there is nothing to resume"
+        )));
     }
     let start = &logged.start;
     let file = PathBuf::from(start["runbook_path"].as_str().unwrap_or_default());
@@ -86,7 +95,10 @@ pub fn resume(workspace: &std::path::Path, run_id: &str, console: Console, force
         })
         .unwrap_or_default();
     let text = std::fs::read_to_string(&file).map_err(|e| {
-        Error::Usage(format!("cannot read the runbook of run `{run_id}`, `{}`: {e}", file.display()))
+        Error::Usage(format!(
+            "cannot read the runbook of run `{run_id}`, `{}`: {e}",
+            file.display()
+        ))
     })?;
     if sha256_hex(&text) != start["sha256"].as_str().unwrap_or_default() {
         return Err(Error::Usage(format!(
@@ -109,16 +121,23 @@ pub fn resume(workspace: &std::path::Path, run_id: &str, console: Console, force
         console,
         durability,
         force,
+        no_exec: false,
     };
     drop(probe);
     execute(&opts, Some(logged))
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-fn execute(opts: &RunOptions, resuming: Option<crate::effects::recovery::LoggedRun>) -> Result<RunOutcome> {
+fn execute(
+    opts: &RunOptions,
+    resuming: Option<crate::effects::recovery::LoggedRun>,
+) -> Result<RunOutcome> {
     // Everything that can be wrong with the script or its parameters is found before the
     // workspace is touched; only then does the run log start.
     let (display, text, header) = read_runbook(&opts.file)?;
@@ -128,7 +147,8 @@ fn execute(opts: &RunOptions, resuming: Option<crate::effects::recovery::LoggedR
         None => new_run_id(),
     };
     let ws = Workspace::open(&opts.workspace, &run_id, opts.dry_run, opts.console)?
-        .with_durability(opts.durability);
+        .with_durability(opts.durability)
+        .with_no_exec(opts.no_exec);
     ws.check_own_files()?;
     let root = ws.display_root().to_path_buf();
     let ctx = RunContext::new(ws);
@@ -153,7 +173,11 @@ fn execute(opts: &RunOptions, resuming: Option<crate::effects::recovery::LoggedR
     };
     let sha = sha256_hex(&loaded.text);
     let runbook_path = std::fs::canonicalize(&opts.file).unwrap_or_else(|_| opts.file.clone());
-    let param_args: Vec<[&str; 2]> = opts.params.iter().map(|(k, v)| [k.as_str(), v.as_str()]).collect();
+    let param_args: Vec<[&str; 2]> = opts
+        .params
+        .iter()
+        .map(|(k, v)| [k.as_str(), v.as_str()])
+        .collect();
     let durability = match opts.durability {
         Durability::EachWrite => "each",
         Durability::None => "none",
@@ -252,15 +276,21 @@ pub fn undo(
     let _lock = if dry_run { None } else { Some(ws.lock()?) };
     let logged = crate::effects::recovery::LoggedRun::read(&ws, target)?;
     if logged.start["dry_run"] == true {
-        return Err(Error::Usage(format!("run `{target}` was a dry run: it changed nothing, so there is nothing to undo")));
+        return Err(Error::Usage(format!(
+            "run `{target}` was a dry run: it changed nothing, so there is nothing to undo"
+        )));
     }
     if logged.start["undo_of"].is_string() && !force {
         // Undoing an undo is allowed, but say what it means.
-        eprintln!("note: run `{target}` was itself an undo; undoing it redoes what that run reverted");
+        eprintln!(
+            "note: run `{target}` was itself an undo; undoing it redoes what that run reverted"
+        );
     }
     let root = ws.display_root().to_path_buf();
     if !dry_run {
-        ws.mark_running(&serde_json::json!({"run_id": run_id, "undo_of": target, "pid": std::process::id()}))?;
+        ws.mark_running(
+            &serde_json::json!({"run_id": run_id, "undo_of": target, "pid": std::process::id()}),
+        )?;
     }
     let log_path = Some(ws.open_log()?);
     ws.journal().run_start(

@@ -22,14 +22,30 @@ fn normalised(norm: &Normaliser, ws: &Ws) -> BTreeMap<String, String> {
 
 fn assert_same_files(case: &str, want: &BTreeMap<String, String>, got: &BTreeMap<String, String>) {
     let mut diffs = Vec::new();
-    for path in want.keys().chain(got.keys()).collect::<std::collections::BTreeSet<_>>() {
+    for path in want
+        .keys()
+        .chain(got.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         match (want.get(path), got.get(path)) {
             (Some(a), Some(b)) if a == b => {}
             (Some(a), Some(b)) => {
-                let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(0);
+                let at = a
+                    .bytes()
+                    .zip(b.bytes())
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(0);
                 let start = at.saturating_sub(80);
-                let cut = |t: &str| t.get(start..(at + 80).min(t.len())).unwrap_or("").to_string();
-                diffs.push(format!("{path} differs at byte {at}: want …{}… got …{}…", cut(a), cut(b)))
+                let cut = |t: &str| {
+                    t.get(start..(at + 80).min(t.len()))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                diffs.push(format!(
+                    "{path} differs at byte {at}: want …{}… got …{}…",
+                    cut(a),
+                    cut(b)
+                ))
             }
             (Some(_), None) => diffs.push(format!("{path} missing")),
             (None, Some(_)) => diffs.push(format!("{path} extra")),
@@ -64,7 +80,9 @@ impl Scenario {
         base.git_identity();
         let norm = Normaliser::new(&base);
         let done = base.copy();
-        done.runbook(&["run", &shipped("full_rollback.rhai"), "-q"]).run().success();
+        done.runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+            .run()
+            .success();
         Scenario {
             reference: normalised(&norm, &done),
             before: normalised(&norm, &base),
@@ -90,7 +108,10 @@ impl Scenario {
         // files into its trash (and saying so).
         let temps = temp_files(ws);
         let without_temps = |ws: &Ws| -> BTreeMap<String, Vec<u8>> {
-            ws.files().into_iter().filter(|(p, _)| !temps.contains(p)).collect()
+            ws.files()
+                .into_iter()
+                .filter(|(p, _)| !temps.contains(p))
+                .collect()
         };
         let before = without_temps(ws);
         let refused = ws
@@ -101,22 +122,53 @@ impl Scenario {
             .stderr_has(&format!("runbook resume {run_id}"))
             .stderr_has(&format!("runbook undo {run_id}"))
             .stderr_has("--force");
-        assert!(before == without_temps(ws), "{case}: the refused run changed the workspace");
-        assert!(temp_files(ws).is_empty(), "{case}: temp files left: {:?}", temp_files(ws));
+        assert!(
+            before == without_temps(ws),
+            "{case}: the refused run changed the workspace"
+        );
+        assert!(
+            temp_files(ws).is_empty(),
+            "{case}: temp files left: {:?}",
+            temp_files(ws)
+        );
         for t in &temps {
-            assert!(refused.stdout.contains(&format!("moved the temp file `{t}`")), "{case}: {}", refused.stdout);
+            assert!(
+                refused
+                    .stdout
+                    .contains(&format!("moved the temp file `{t}`")),
+                "{case}: {}",
+                refused.stdout
+            );
         }
         // Undo, on a copy, returns to the state before the run.
         let undone = ws.copy();
         undone.runbook(&["undo", &run_id, "-q"]).run().success();
-        assert_same_files(&format!("{case}: undo"), &self.before, &normalised(&self.norm, &undone));
-        assert!(temp_files(&undone).is_empty(), "{case}: undo left {:?}", temp_files(&undone));
+        assert_same_files(
+            &format!("{case}: undo"),
+            &self.before,
+            &normalised(&self.norm, &undone),
+        );
+        assert!(
+            temp_files(&undone).is_empty(),
+            "{case}: undo left {:?}",
+            temp_files(&undone)
+        );
         // Resume finishes the rollback exactly as an uninterrupted run does.
         ws.runbook(&["resume", &run_id, "-q"]).run().success();
-        assert_same_files(&format!("{case}: resume"), &self.reference, &normalised(&self.norm, ws));
-        assert!(temp_files(ws).is_empty(), "{case}: resume left {:?}", temp_files(ws));
+        assert_same_files(
+            &format!("{case}: resume"),
+            &self.reference,
+            &normalised(&self.norm, ws),
+        );
+        assert!(
+            temp_files(ws).is_empty(),
+            "{case}: resume left {:?}",
+            temp_files(ws)
+        );
         // And the workspace is usable again: the next run is not refused.
-        ws.runbook(&["run", &shipped("verify_rollback.rhai"), "-q"]).run().success();
+        ws.runbook(&["run", &shipped("verify_rollback.rhai"), "-q"])
+            .run()
+            .success();
     }
 }
 
@@ -135,7 +187,11 @@ fn a_full_rollback_killed_at_every_point_is_resumable_and_undoable() {
             assert_same_files("uninterrupted", &s.reference, &normalised(&s.norm, &ws));
             break;
         }
-        assert_eq!(done.code, -1, "crash point {n}: not killed: {}", done.stderr);
+        assert_eq!(
+            done.code, -1,
+            "crash point {n}: not killed: {}",
+            done.stderr
+        );
         s.check_killed(&format!("crash point {n}"), &ws);
         points += 1;
     }
@@ -148,7 +204,9 @@ fn a_full_rollback_killed_at_every_point_is_resumable_and_undoable() {
         if points + killed >= 55 {
             break;
         }
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = std::time::Duration::from_micros(2_000 + (seed >> 33) % 60_000);
         let ws = s.base.copy();
         let mut child = std::process::Command::new(BIN)
@@ -164,21 +222,35 @@ fn a_full_rollback_killed_at_every_point_is_resumable_and_undoable() {
         if status.success() || !ws.exists(".runbook/runs") || ws.files().is_empty() {
             continue;
         }
-        let started = ws.join(".runbook/runs").read_dir().unwrap().flatten().any(|e| {
-            std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"run_start\""))
-        });
+        let started = ws
+            .join(".runbook/runs")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"run_start\"")));
         if !started {
             // Killed before its log said anything: it changed nothing, and the next run
             // goes ahead.
             assert_same_files(&format!("kill {i}"), &s.before, &normalised(&s.norm, &ws));
-            ws.runbook(&["run", &shipped("verify_rollback.rhai"), "-q", "-p", "threshold=100"]).run().success();
+            ws.runbook(&[
+                "run",
+                &shipped("verify_rollback.rhai"),
+                "-q",
+                "-p",
+                "threshold=100",
+            ])
+            .run()
+            .success();
             continue;
         }
         s.check_killed(&format!("kill {i} after {delay:?}"), &ws);
         killed += 1;
     }
     eprintln!("killed at {points} crash points and {killed} random moments");
-    assert!(points + killed >= 50, "{points} crash points and {killed} timed kills");
+    assert!(
+        points + killed >= 50,
+        "{points} crash points and {killed} timed kills"
+    );
 }
 
 #[test]
@@ -192,7 +264,8 @@ fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
     let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
     // Someone edits what the run wrote: undo refuses, naming it.
     let copy = ws.copy();
-    copy.write("models/registry.json", &copy.read("models/registry.json").replace("sl_forecaster", "sl_forecaster"));
+    let edited = format!("{}\n", copy.read("models/registry.json"));
+    copy.write("models/registry.json", &edited);
     let before = copy.snapshot();
     copy.runbook(&["undo", &run_id])
         .run()
@@ -204,28 +277,42 @@ fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
     ws.runbook(&["run", &shipped("quick_verification.rhai"), "--force", "-q"])
         .run()
         .success();
-    ws.runbook(&["run", &shipped("quick_verification.rhai"), "-q"]).run().success();
-    ws.runbook(&["resume", &run_id]).run().code(2).stderr_has("is not unfinished");
+    ws.runbook(&["run", &shipped("quick_verification.rhai"), "-q"])
+        .run()
+        .success();
+    ws.runbook(&["resume", &run_id])
+        .run()
+        .code(2)
+        .stderr_has("is not unfinished");
 }
 
 #[test]
 fn process_stop_never_signals_runbook_its_parents_or_an_unrelated_process() {
     let ws = Ws::demo();
     // The test harness is runbook's parent.
-    ws.write("run/sl_model_training.pid", &format!("{}\n", std::process::id()));
+    ws.write(
+        "run/sl_model_training.pid",
+        &format!("{}\n", std::process::id()),
+    );
     ws.runbook(&["run", &shipped("full_rollback.rhai")])
         .run()
         .code(1)
         .stderr_has("runbook itself or the process that started it");
     assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v5"));
     // A stale pid file naming an unrelated process.
-    let mut other = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let mut other = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
     ws.write("run/sl_model_training.pid", &format!("{}\n", other.id()));
     ws.runbook(&["run", &shipped("full_rollback.rhai")])
         .run()
         .code(1)
         .stderr_has("which is not `sl_model_training`; nothing was signalled");
-    assert!(other.try_wait().unwrap().is_none(), "an unrelated process was signalled");
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "an unrelated process was signalled"
+    );
     other.kill().unwrap();
     other.wait().unwrap();
 }
@@ -234,7 +321,11 @@ fn process_stop_never_signals_runbook_its_parents_or_an_unrelated_process() {
 fn registry_values_are_data_and_bad_registries_stop_before_any_change() {
     for (case, edit, says) in [
         ("star version", r#""version": "v4""#, r#""version": "*""#),
-        ("path version", r#""version": "v4""#, r#""version": "v5/../../etc""#),
+        (
+            "path version",
+            r#""version": "v4""#,
+            r#""version": "v5/../../etc""#,
+        ),
     ] {
         let ws = Ws::demo();
         let text = ws.read("models/registry.json").replacen(edit, says, 1);
@@ -249,10 +340,14 @@ fn registry_values_are_data_and_bad_registries_stop_before_any_change() {
     }
     // A version listed twice, and two production versions.
     let ws = Ws::demo();
-    let reg: Vec<serde_json::Value> = serde_json::from_str(&ws.read("models/registry.json")).unwrap();
+    let reg: Vec<serde_json::Value> =
+        serde_json::from_str(&ws.read("models/registry.json")).unwrap();
     let mut dup = reg.clone();
     dup.push(reg[0].clone());
-    ws.write("models/registry.json", &serde_json::to_string_pretty(&dup).unwrap());
+    ws.write(
+        "models/registry.json",
+        &serde_json::to_string_pretty(&dup).unwrap(),
+    );
     let before = ws.snapshot();
     ws.runbook(&["run", &shipped("full_rollback.rhai")])
         .run()
@@ -266,9 +361,59 @@ fn registry_values_are_data_and_bad_registries_stop_before_any_change() {
             e["status"] = "production".into();
         }
     }
-    ws.write("models/registry.json", &serde_json::to_string_pretty(&two).unwrap());
+    ws.write(
+        "models/registry.json",
+        &serde_json::to_string_pretty(&two).unwrap(),
+    );
     ws.runbook(&["run", &shipped("full_rollback.rhai")])
         .run()
         .code(1)
         .stderr_has("has two production versions");
+}
+
+/// A predictor that tries to change the workspace and the world before it predicts.
+const HOSTILE: &str = r#"//! name: hostile
+//! version: 1.0.0
+//! description: a predictor that writes where it must not
+let data = validate::load_csv("data/validation.csv");
+let model = validate::external_model(["sh", "-c", "touch pwned.txt; touch /tmp/rb-hostile-$PPID; rm -f backup_timestamp.txt; n=$(($(wc -l < \"$2\") - 1)); i=0; while [ $i -lt $n ]; do echo 0; i=$((i+1)); done", "sh", "{model}", "{data}"], "models/sl_model_v4.json");
+let p = validate::predict(model, data);
+print(`predicted ${p.len()} rows`);
+"#;
+
+#[test]
+fn commands_are_confined_journaled_and_can_be_forbidden() {
+    let ws = Ws::demo();
+    ws.write("rb/hostile.rhai", HOSTILE);
+    for dry in [true, false] {
+        let before = ws.snapshot();
+        let mut cmd = ws.runbook(&["run", "rb/hostile.rhai"]);
+        if dry {
+            cmd = cmd.arg("--dry-run");
+        }
+        let out = cmd.run().success();
+        // Landlock kept it from writing anywhere but its scratch directory.
+        before.assert_same(&ws.snapshot());
+        assert!(
+            !ws.exists("pwned.txt") && ws.exists("backup_timestamp.txt"),
+            "{}",
+            out.stdout
+        );
+        let log = ws.last_log();
+        let run = actions(&log, "validate.predict");
+        assert_eq!(run.len(), 1);
+        assert_eq!(run[0]["kind"], "command");
+        assert_eq!(run[0]["args"]["command"][0], "sh");
+    }
+    // --no-exec refuses it, naming it.
+    ws.runbook(&["run", "rb/hostile.rhai", "--no-exec"])
+        .run()
+        .code(1)
+        .stderr_has("`--no-exec`");
+    // A workspace may list the programs it allows.
+    ws.write("runbook.yaml", "commands:\n  allow: [python3]\n");
+    ws.runbook(&["run", "rb/hostile.rhai", "--dry-run"])
+        .run()
+        .code(1)
+        .stderr_has("`sh` is not in `commands.allow`");
 }

@@ -603,7 +603,7 @@ fn external_predictor_agrees_with_the_native_model() {
     .run()
     .success()
     .stdout_has("loaded Model(`models/sl_model_v4.json` through `python3 tools/predict.py`)")
-    .stdout_has("check predict `models/sl_model_v4.json` on `data/validation.csv` with `python3 tools/predict.py` (1000 rows");
+    .stdout_has("ran predict `models/sl_model_v4.json` on `data/validation.csv` with `python3 tools/predict.py` (1000 rows");
     let log = ws.last_log();
     let external = f(&actions(&log, "validate.metrics")[0]["result"]["mse"]);
     assert!(close(external, native, 1e-9), "{external} != {native}");
