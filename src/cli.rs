@@ -86,6 +86,17 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The runs of a workspace, newest first (a run that did not finish is marked), or one
+    /// run's steps and effects.
+    Log {
+        /// Show this run's steps and effects.
+        run_id: Option<String>,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Show the newest run.
+        #[arg(long)]
+        last: bool,
+    },
     /// Revert what a run changed (completed, failed or killed), newest change first: files
     /// back out of the trash, the registry and configs as they were. Itself a run: logged,
     /// with its own trash; refused if the workspace changed since, unless --force.
@@ -334,6 +345,11 @@ fn dispatch(command: Command) -> Result<i32> {
             };
             runner::resume(&workspace, &run_id, console, force).map(|_| 0)
         }
+        Command::Log {
+            run_id,
+            workspace,
+            last,
+        } => runner::log::print(&workspace, run_id.as_deref(), last).map(|_| 0),
         Command::Undo {
             run_id,
             workspace,

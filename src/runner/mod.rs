@@ -5,6 +5,7 @@
 mod check;
 mod docs;
 mod list;
+pub mod log;
 mod run;
 
 pub use check::{check, Checked};

@@ -262,6 +262,13 @@ fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
         .run();
     assert_eq!(done.code, -1);
     let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+    ws.runbook(&["log"])
+        .run()
+        .success()
+        .stdout_has(&format!(
+            "{run_id}  full_rollback 1.3.0  real  DID NOT FINISH"
+        ))
+        .stdout_has(&format!("`runbook resume {run_id}` finishes it"));
     // Someone edits what the run wrote: undo refuses, naming it.
     let copy = ws.copy();
     let edited = format!("{}\n", copy.read("models/registry.json"));
