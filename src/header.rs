@@ -412,3 +412,31 @@ mod tests {
         assert!(e.to_string().contains("missing `name`"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Hostile headers and parameter values: an error or a header, never a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_headers_never_panic(lines in proptest::collection::vec("//! ?[a-z ]{0,8}:? ?[a-zA-Z0-9_ ?=,.:-]{0,30}", 0..8)) {
+            let text = lines.join("\n");
+            if let Ok(h) = Header::parse("rb.rhai", &text) {
+                let _ = h.resolve_params(&[]);
+            }
+        }
+
+        #[test]
+        fn arbitrary_parameter_values_never_panic(value in "\\PC{0,40}") {
+            let text = "//! name: n\n//! version: 1.0.0\n//! description: d\n//! param a: int = 1 -- x\n//! param b: float? -- y\n//! param c: list = a,b -- z\n//! param d: bool = false -- w\n";
+            let h = Header::parse("rb.rhai", text).unwrap();
+            for key in ["a", "b", "c", "d", "nope"] {
+                let _ = h.resolve_params(&[(key.to_string(), value.clone())]);
+            }
+        }
+    }
+}

@@ -213,3 +213,47 @@ mod tests {
         assert_eq!(reparsed[0]["extra"], serde_json::json!([1, 2]));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Hostile registries: whatever the bytes, the reader answers with an entry or an
+    //! error, never a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = r#"[
+  {"name": "sl_forecaster", "version": "v1", "model_path": "models/a.json", "is_production": false, "status": "superseded", "promoted_at": "2026-01-01T00:00:00Z", "metrics": {"mse": 0.1}},
+  {"name": "sl_forecaster", "version": "v2", "model_path": "models/b.json", "is_production": true, "status": "production", "promoted_at": null, "metrics": {}}
+]"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse("r.json", &bytes);
+        }
+
+        #[test]
+        fn mutated_registries_never_panic(at in 0usize..VALID.len(), cut in 0usize..40, insert in "[\\[\\]{}\",:0-9a-z*/.\\\\ -]{0,12}") {
+            let mut text = VALID.as_bytes().to_vec();
+            let end = (at + cut).min(text.len());
+            text.splice(at..end, insert.bytes());
+            if let Ok(reg) = parse("r.json", &text) {
+                // What parses is consistent and can be written back and read again.
+                let again = parse("r.json", &render(&reg)).expect("a rendered registry parses");
+                prop_assert_eq!(again.entries.len(), reg.entries.len());
+                for e in &reg.entries {
+                    prop_assert!(crate::registry::is_plain_name(&e.version));
+                }
+            }
+        }
+
+        #[test]
+        fn deep_nesting_is_an_error_not_a_crash(depth in 100usize..2000) {
+            let deep = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let text = format!(r#"[{{"name":"m","version":"v1","model_path":"x","is_production":true,"status":"production","metrics":{deep}}}]"#);
+            let _ = parse("r.json", text.as_bytes());
+        }
+    }
+}
