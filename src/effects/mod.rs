@@ -54,6 +54,10 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+/// The largest file the door reads whole into memory (validation data has its own loaders
+/// and limits).
+pub const MAX_READ_BYTES: u64 = 1 << 30;
+
 /// A file found by a listing, with its modification time.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -507,13 +511,29 @@ impl Workspace {
         }
     }
 
-    /// The bytes of a file's content.
+    /// The bytes of a file's content. Files over [`MAX_READ_BYTES`] are refused before they
+    /// are read: a registry, a config or a text a script reads is never that large, and a
+    /// run must not exhaust the machine's memory mid-incident.
     pub fn bytes(&self, content: &Content) -> Result<Rc<[u8]>> {
         match content {
             Content::Bytes(b) => Ok(b.clone()),
-            Content::Disk(rel) => disk::read(&self.root, rel)
-                .map(Rc::from)
-                .map_err(|e| io_error(rel, "read", e)),
+            Content::Disk(rel) => {
+                if let Ok(st) = self.root.lstat(rel) {
+                    if st.st_size as u64 > MAX_READ_BYTES {
+                        return Err(Error::invalid(
+                            format!("`{rel}`"),
+                            format!(
+                                "is {} MiB, over the {} MiB runbook reads whole; is it the right file?",
+                                st.st_size as u64 >> 20,
+                                MAX_READ_BYTES >> 20
+                            ),
+                        ));
+                    }
+                }
+                disk::read(&self.root, rel)
+                    .map(Rc::from)
+                    .map_err(|e| io_error(rel, "read", e))
+            }
         }
     }
 
