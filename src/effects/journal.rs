@@ -236,6 +236,8 @@ impl Journal {
     }
 
     fn emit(&self, state: &mut State, event: &str, fields: Value) {
+        // Every line of the log is a moment a run can be killed at: the crash tests' hook.
+        super::crash_point();
         let Some(log) = state.log.as_mut() else {
             return;
         };

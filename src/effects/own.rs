@@ -155,7 +155,7 @@ pub fn create_log(root: &Root, run_id: &str, append: bool) -> Result<(File, std:
 /// The marker of a real run under way: `.runbook/active/<run-id>`, made when the run
 /// starts and removed when it ends, however it ends, unless the process dies. A marker
 /// that outlives its run (the lock is free) names a run that was killed.
-pub fn mark_active(root: &Root, run_id: &str, about: &serde_json::Value) -> Result<()> {
+pub fn mark_active(root: &Root, run_id: &str, about: &serde_json::Value, sync: bool) -> Result<()> {
     ensure(root)?;
     let dir = root
         .make_dirs(&rel(".runbook/active"))
@@ -169,9 +169,12 @@ pub fn mark_active(root: &Root, run_id: &str, about: &serde_json::Value) -> Resu
     .map_err(|e| Error::io(format!(".runbook/active/{run_id}"), "create", e.into()))?;
     let mut f = File::from(fd);
     f.write_all(about.to_string().as_bytes())
-        .and_then(|_| f.sync_data())
+        .and_then(|_| if sync { f.sync_data() } else { Ok(()) })
         .map_err(|e| Error::io(format!(".runbook/active/{run_id}"), "write", e))?;
-    let _ = disk::sync_dir(rustix::fd::AsFd::as_fd(&dir));
+    // Durable at once only under `--sync each`; otherwise with the run's other changes.
+    if sync {
+        let _ = disk::sync_dir(rustix::fd::AsFd::as_fd(&dir));
+    }
     Ok(())
 }
 

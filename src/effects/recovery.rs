@@ -305,13 +305,13 @@ impl Workspace {
                     .event("forced_past", json!({"unfinished_run": run.run_id}));
             }
         }
-        own::mark_active(&self.root, &self.run_id, about)
+        own::mark_active(&self.root, &self.run_id, about, self.sync_each())
     }
 
     /// Mark this run as under way without looking at others (an undo, which deals with
     /// the run it reverses itself).
     pub fn mark_running(&self, about: &Value) -> Result<()> {
-        own::mark_active(&self.root, &self.run_id, about)
+        own::mark_active(&self.root, &self.run_id, about, self.sync_each())
     }
 
     /// A real run ended (however): it is no longer under way.

@@ -117,6 +117,26 @@ impl Ws {
         self
     }
 
+    /// Every file's path outside `.git/` and `.runbook/`, without reading any.
+    pub fn paths(&self) -> Vec<String> {
+        walkdir::WalkDir::new(self.path())
+            .into_iter()
+            .filter_entry(|e| {
+                let name = e.file_name().to_string_lossy();
+                !(e.depth() == 1 && (name == ".git" || name == ".runbook"))
+            })
+            .flatten()
+            .filter(|e| !e.file_type().is_dir())
+            .map(|e| {
+                e.path()
+                    .strip_prefix(self.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// Every file outside `.git/` and `.runbook/`, with its bytes (links as their target).
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
         let mut out = BTreeMap::new();
