@@ -262,6 +262,16 @@ impl Workspace {
         Scratch::create(&self.root, &self.run_id)
     }
 
+    /// Take something a real run holds outside the workspace while it runs (the lock in a
+    /// registry server): `take` runs in a real run and its value is returned; a dry run takes
+    /// nothing and gets `None`, so it never waits for, nor blocks, another run.
+    pub fn hold_remote<T>(&self, take: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+        if self.dry_run {
+            return Ok(None);
+        }
+        take().map(Some)
+    }
+
     /// The absolute path of a file, for a child process that must be given a name.
     pub fn path_for_child(&self, rel: &RelPath) -> std::path::PathBuf {
         self.root.display_abs(rel)
