@@ -730,8 +730,11 @@ impl MlflowStore {
         let mut names: Vec<&str> = change.changed.iter().map(|c| c.name.as_str()).collect();
         names.dedup();
         let mut fresh = BTreeMap::new();
+        let untouched = "nothing was written to the server; the registry is as it was";
         for name in &names {
-            let now = self.read_model(name)?;
+            let now = self
+                .read_model(name)
+                .map_err(|e| with_state(e, untouched))?;
             let seen = self
                 .server
                 .borrow()
@@ -755,7 +758,7 @@ impl MlflowStore {
             if let Err(f) = self.send_op(name, op) {
                 let e = self.err(f);
                 let state = if done.is_empty() {
-                    "nothing was written to the server; the registry is as it was".to_string()
+                    untouched.to_string()
                 } else if moved {
                     format!(
                         "the registry is in its new state (alias `{alias}` moved), but not all of its tags and history were written (done: {}; not done: {}); check it with `registry::check` once the server answers",
@@ -768,7 +771,7 @@ impl MlflowStore {
                         done.join(", ")
                     )
                 };
-                return Err(self.server_error(format!("{e}; {state}")));
+                return Err(with_state(e, &state));
             }
             moved |= matches!(op, Op::SetAlias { .. });
             done.push(op.describe(alias));
@@ -785,7 +788,12 @@ impl MlflowStore {
                     op.simulate(&mut expected);
                 }
             }
-            let back = self.read_model(name)?;
+            let back = self.read_model(name).map_err(|e| {
+                with_state(
+                    e,
+                    "every write was sent, but reading them back failed; check the registry with `registry::check` once the server answers",
+                )
+            })?;
             if back.decided() != expected.decided() {
                 return Err(self.server_error(format!(
                     "after writing `{name}` the server shows alias `{alias}` on {} (expected {}) or other tags than written; another client wrote at the same time; check it with `registry::check` and the history tags `runbook.history.*`",
@@ -825,10 +833,10 @@ impl MlflowStore {
                     json!({"name": c.name, "key": key, "value": record.to_string()}),
                 )
                 .map_err(|f| {
-                    self.server_error(format!(
-                        "{}; the registry is in its new state but its history record `{key}` was not written",
-                        self.err(f)
-                    ))
+                    with_state(
+                        self.err(f),
+                        &format!("the registry is in its new state but its history record `{key}` was not written"),
+                    )
                 })?;
         }
         Ok(())
@@ -943,6 +951,17 @@ impl MlflowStore {
             describe_holder(Some(&holder)),
             self.client.uri
         ))
+    }
+}
+
+/// A server error with what it left behind appended, so the run reports it.
+fn with_state(e: Error, state: &str) -> Error {
+    match e {
+        Error::Server { uri, message } => Error::Server {
+            uri,
+            message: format!("{message}; {state}"),
+        },
+        other => other,
     }
 }
 

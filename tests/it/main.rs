@@ -7,5 +7,6 @@ mod differential;
 mod door;
 mod git;
 mod links;
+mod mlflow;
 mod support;
 mod validate;
