@@ -201,9 +201,10 @@ impl Client {
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("html"));
-            let text = resp.into_body().read_to_string().map_err(|e| {
-                Failure::Other(self.transport_error(method, endpoint, e))
-            })?;
+            let text = resp
+                .into_body()
+                .read_to_string()
+                .map_err(|e| Failure::Other(self.transport_error(method, endpoint, e)))?;
             self.decode(endpoint, status, html, &text)
         });
         if self.trace {
@@ -322,6 +323,10 @@ struct VersionState {
     tags: BTreeMap<String, String>,
 }
 
+/// The part of a model this store's writes decide: the alias, and each version's
+/// `runbook.` tags.
+type Decided<'a> = (Option<String>, Vec<(u64, Vec<(&'a String, &'a String)>)>);
+
 /// One registered model as the server has it.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct ModelState {
@@ -333,7 +338,7 @@ struct ModelState {
 
 impl ModelState {
     /// What this store's writes decide: the alias and every version's `runbook.` tags.
-    fn decided(&self) -> (Option<String>, Vec<(u64, Vec<(&String, &String)>)>) {
+    fn decided(&self) -> Decided<'_> {
         let versions = self
             .versions
             .iter()
@@ -577,7 +582,10 @@ impl MlflowStore {
                 continue;
             }
             if let Some(a) = &model.alias {
-                if !a.parse().is_ok_and(|n: u64| model.versions.contains_key(&n)) {
+                if !a
+                    .parse()
+                    .is_ok_and(|n: u64| model.versions.contains_key(&n))
+                {
                     problems.push(format!(
                         "`{name}`: alias `{}` points at version `{a}`, which does not exist",
                         self.config.alias
@@ -899,9 +907,8 @@ impl MlflowStore {
                 Err(f) => return Err(self.err(f)),
             }
         }
-        Err(self.server_error(
-            "the registry's lock changed hands while this run took it; run again",
-        ))
+        Err(self
+            .server_error("the registry's lock changed hands while this run took it; run again"))
     }
 
     /// Who holds the lock (`None` when nobody does).
@@ -1070,9 +1077,7 @@ impl Drop for MlflowStore {
     fn drop(&mut self) {
         if let Some(held) = self.lock.borrow_mut().take() {
             if let Err(e) = self.release(&held) {
-                eprintln!(
-                    "warning: {e}; the lock stays until it expires, or run `runbook unlock`"
-                );
+                eprintln!("warning: {e}; the lock stays until it expires, or run `runbook unlock`");
             }
         }
     }

@@ -160,7 +160,10 @@ impl StoreConfig {
             });
         }
         let tracking_uri = text("tracking_uri")?.ok_or_else(|| {
-            bad("the `mlflow` store needs `registry.tracking_uri`, such as `http://127.0.0.1:5000`".into())
+            bad(
+                "the `mlflow` store needs `registry.tracking_uri`, such as `http://127.0.0.1:5000`"
+                    .into(),
+            )
         })?;
         let alias = text("alias")?.unwrap_or_else(|| MlflowConfig::DEFAULT_ALIAS.to_string());
         if !super::is_plain_name(&alias) {
@@ -190,12 +193,7 @@ pub fn open(ws: &Workspace) -> Result<Box<dyn Store>> {
 /// Like `runbook trash purge`, it changes something outside any run, on purpose; it reads
 /// the workspace only for its `runbook.yaml`. Returns what it did, for the console.
 pub fn unlock(workspace: &std::path::Path) -> Result<String> {
-    let ws = Workspace::open(
-        workspace,
-        "unlock",
-        true,
-        crate::effects::Console::Quiet,
-    )?;
+    let ws = Workspace::open(workspace, "unlock", true, crate::effects::Console::Quiet)?;
     match StoreConfig::read(&ws)? {
         StoreConfig::Json { .. } => Ok(format!(
             "the `json` store has no lock to remove: a run's lock on `.runbook/lock` goes away with its process (`{CONFIG_FILE}` chooses the store)"

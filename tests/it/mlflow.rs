@@ -24,12 +24,15 @@ struct Server {
     db: PathBuf,
     /// Kept so the directory lives as long as the server.
     _dir: PathBuf,
+    /// Stopped by the exit hook, with its process group (the tests never end it earlier).
+    _child: Child,
 }
 
 static SERVER: OnceLock<Option<Server>> = OnceLock::new();
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-/// The server's process group, for the exit hook.
+/// The server's process group and directory, for the exit hook.
 static PGID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static DIR: OnceLock<PathBuf> = OnceLock::new();
 
 extern "C" fn stop_server_at_exit() {
     let pgid = PGID.load(std::sync::atomic::Ordering::SeqCst);
@@ -44,6 +47,9 @@ extern "C" fn stop_server_at_exit() {
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+    }
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -81,6 +87,7 @@ fn start() -> Option<Server> {
         .tempdir()
         .unwrap()
         .keep();
+    let _ = DIR.set(dir.clone());
     let db = dir.join("mlflow.db");
     std::fs::create_dir_all(dir.join("artifacts")).unwrap();
     let port = free_port();
@@ -129,6 +136,7 @@ fn start() -> Option<Server> {
         pid,
         db,
         _dir: dir,
+        _child: child,
     })
 }
 
@@ -325,8 +333,18 @@ fn wait_for(child: &mut Child, what: &str) -> (i32, String, String) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut out = String::new();
             let mut err = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code().unwrap_or(-1), out, err);
         }
         if started.elapsed() > Duration::from_secs(120) {
@@ -387,8 +405,18 @@ fn mlflow_full_rollback_moves_the_alias_records_history_and_a_second_host_sees_i
     assert_eq!(
         moves,
         [
-            ("set_production".into(), "5".into(), json!("production"), json!("archived")),
-            ("set_production".into(), "4".into(), json!("superseded"), json!("production")),
+            (
+                "set_production".into(),
+                "5".into(),
+                json!("production"),
+                json!("archived")
+            ),
+            (
+                "set_production".into(),
+                "4".into(),
+                json!("superseded"),
+                json!("production")
+            ),
             ("remove".into(), "5".into(), json!("archived"), Value::Null),
         ]
     );
@@ -407,7 +435,8 @@ fn mlflow_full_rollback_moves_the_alias_records_history_and_a_second_host_sees_i
     );
     let (code, stdout, stderr) = output({
         let mut c = Command::new(BIN);
-        c.args(["run", "runbooks/show.rhai"]).current_dir(other.path());
+        c.args(["run", "runbooks/show.rhai"])
+            .current_dir(other.path());
         c
     });
     assert_eq!(code, 0, "{stdout}\n{stderr}");
@@ -491,7 +520,10 @@ fn mlflow_two_concurrent_real_runs_from_two_workspaces_exactly_one_proceeds() {
     let (code, stdout, stderr) = output(rollback(&second, model));
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
-        stderr.contains(&format!("registry server `{}`: the registry is locked by run `", server.uri)),
+        stderr.contains(&format!(
+            "registry server `{}`: the registry is locked by run `",
+            server.uri
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("runbook unlock"), "{stderr}");
@@ -501,7 +533,11 @@ fn mlflow_two_concurrent_real_runs_from_two_workspaces_exactly_one_proceeds() {
     let (code, stdout, stderr) = wait_for(&mut holder, "the holding run");
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(champion(server, model).as_deref(), Some("4"));
-    assert_eq!(history(server, model).len(), 2, "one set_production, two versions");
+    assert_eq!(
+        history(server, model).len(),
+        2,
+        "one set_production, two versions"
+    );
     assert!(!lock_exists(server));
 
     // And two rollbacks started together: exactly one gets the lock; the other is refused
@@ -604,7 +640,12 @@ fn mlflow_a_live_lock_refuses_an_expired_one_is_taken_over_and_unlock_clears_it(
             "run_id": "20260101T000000Z-dead", "host": "elsewhere", "user": "ops", "pid": 4242,
             "since": "2026-01-01T00:00:00Z", "expires_at": expires}).to_string()})
     };
-    api(server, "POST", "registered-models/create", holder("2999-01-01T00:00:00Z"));
+    api(
+        server,
+        "POST",
+        "registered-models/create",
+        holder("2999-01-01T00:00:00Z"),
+    );
     let (code, stdout, stderr) = output(rollback(&ws, model));
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
@@ -631,7 +672,12 @@ fn mlflow_a_live_lock_refuses_an_expired_one_is_taken_over_and_unlock_clears_it(
     assert!(stdout.contains("is not locked"), "{stdout}");
 
     // An expired lock (its run died) is taken over.
-    api(server, "POST", "registered-models/create", holder("2020-01-01T00:00:00Z"));
+    api(
+        server,
+        "POST",
+        "registered-models/create",
+        holder("2020-01-01T00:00:00Z"),
+    );
     let (code, stdout, stderr) = output(rollback(&ws, model));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(champion(server, model).as_deref(), Some("4"));
@@ -666,7 +712,9 @@ fn mlflow_missing_model_and_registry_check_problems_are_reported() {
     });
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("problem: `sl_check` `2`: model file `models/sl_model_v2.json` does not exist"),
+        stdout.contains(
+            "problem: `sl_check` `2`: model file `models/sl_model_v2.json` does not exist"
+        ),
         "{stdout}"
     );
 }
@@ -754,5 +802,8 @@ fn mlflow_configuration_errors_name_the_key() {
         c
     });
     assert_eq!(code, 0);
-    assert!(stdout.contains("the `json` store has no lock to remove"), "{stdout}");
+    assert!(
+        stdout.contains("the `json` store has no lock to remove"),
+        "{stdout}"
+    );
 }
