@@ -272,6 +272,12 @@ impl Workspace {
         take().map(Some)
     }
 
+    /// Keep a file fetched from outside (a model artifact a registry server serves) under
+    /// `.runbook/tmp/` for this and later runs (see [`own::keep_fetched`]).
+    pub fn keep_fetched(&self, rel: &str, bytes: &[u8]) -> Result<RelPath> {
+        own::keep_fetched(&self.root, rel, bytes)
+    }
+
     /// The absolute path of a file, for a child process that must be given a name.
     pub fn path_for_child(&self, rel: &RelPath) -> std::path::PathBuf {
         self.root.display_abs(rel)

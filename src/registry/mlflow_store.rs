@@ -25,8 +25,10 @@
 //!
 //! A version's `model_path` is the workspace path where each host keeps its file: the version
 //! tag `runbook.model_path` when set, else its `source` when that is a path (or `file://` URI)
-//! inside the workspace, else the `source` itself (which then does not exist in the
-//! workspace, so `registry::check` reports it and `set_production` refuses it).
+//! inside the workspace, else for an `mlflow-artifacts:` source the artifact fetched through
+//! the server into `.runbook/tmp/mlflow/<name>/<version>/` (once per version, in dry runs
+//! too, through the effect layer), else the `source` itself (which then does not exist in
+//! the workspace, so `registry::check` reports it and `set_production` refuses it).
 
 use super::{is_plain_name, Change, Entry, Registry, Status, Store};
 use crate::effects::{StoreWriter, Workspace};
@@ -165,7 +167,30 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> std::result::Result<Value, Failure> {
-        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.uri);
+        let (status, html, bytes) = self.raw(method, &format!("mlflow/{endpoint}"), query, body)?;
+        self.decode(endpoint, status, html, &String::from_utf8_lossy(&bytes))
+    }
+
+    /// A file the server's artifact proxy serves (`mlflow-artifacts:` sources).
+    fn artifact(&self, path: &str) -> std::result::Result<Vec<u8>, Failure> {
+        let endpoint = format!("mlflow-artifacts/artifacts/{path}");
+        let (status, html, bytes) = self.raw("GET", &endpoint, &[], None)?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        self.decode(&endpoint, status, html, &String::from_utf8_lossy(&bytes))
+            .map(|_| Vec::new())
+    }
+
+    /// One request to `/api/2.0/<endpoint>`: status, whether the body is HTML, the body.
+    fn raw(
+        &self,
+        method: &str,
+        endpoint: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> std::result::Result<(u16, bool, Vec<u8>), Failure> {
+        let url = format!("{}/api/2.0/{endpoint}", self.uri);
         let started = Instant::now();
         self.calls.set(self.calls.get() + 1);
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
@@ -193,25 +218,28 @@ impl Client {
                     .send(body.unwrap_or(Value::Null).to_string())
             }
         };
-        let result = sent.map_err(|e| Failure::Other(self.transport_error(method, endpoint, e)));
-        let result = result.and_then(|resp| {
-            let status = resp.status().as_u16();
-            let html = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("html"));
-            let text = resp
-                .into_body()
-                .read_to_string()
-                .map_err(|e| Failure::Other(self.transport_error(method, endpoint, e)))?;
-            self.decode(endpoint, status, html, &text)
-        });
+        let result = sent
+            .map_err(|e| Failure::Other(self.transport_error(method, endpoint, e)))
+            .and_then(|resp| {
+                let status = resp.status().as_u16();
+                let html = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("html"));
+                // Model artifacts can be large; MLflow's own answers are small.
+                let bytes = resp
+                    .into_body()
+                    .with_config()
+                    .limit(4 << 30)
+                    .read_to_vec()
+                    .map_err(|e| Failure::Other(self.transport_error(method, endpoint, e)))?;
+                Ok((status, html, bytes))
+            });
         if self.trace {
             let outcome = match &result {
-                Ok(_) => "ok".to_string(),
-                Err(Failure::Api { status, code, .. }) => format!("{status} {code}"),
-                Err(Failure::Other(_)) => "failed".to_string(),
+                Ok((status, _, _)) => status.to_string(),
+                Err(_) => "failed".to_string(),
             };
             eprintln!(
                 "http: {method} {endpoint} {outcome} {:.1} ms",
@@ -222,6 +250,7 @@ impl Client {
     }
 
     fn transport_error(&self, method: &str, endpoint: &str, e: ureq::Error) -> Error {
+        let endpoint = endpoint.strip_prefix("mlflow/").unwrap_or(endpoint);
         let what = format!("`{method} {endpoint}`");
         let message = match &e {
             ureq::Error::Timeout(_) => format!(
@@ -571,9 +600,14 @@ impl MlflowStore {
     }
 
     /// The registry entries for the server's state; `root` maps sources inside the workspace.
-    fn to_registry(&self, models: &BTreeMap<String, ModelState>, root: &str) -> Registry {
+    fn to_registry(
+        &self,
+        models: &BTreeMap<String, ModelState>,
+        root: &str,
+        fetched: &BTreeMap<(String, u64), String>,
+        mut problems: Vec<String>,
+    ) -> Registry {
         let mut entries = Vec::new();
-        let mut problems = Vec::new();
         for (name, model) in models {
             if !is_plain_name(name) {
                 problems.push(format!(
@@ -636,7 +670,10 @@ impl MlflowStore {
                 let value = json!({
                     "name": name,
                     "version": version,
-                    "model_path": model_path(v, root),
+                    "model_path": fetched
+                        .get(&(name.clone(), *n))
+                        .cloned()
+                        .unwrap_or_else(|| model_path(v, root)),
                     "is_production": is_production,
                     "status": status.as_str(),
                     "created_at": created,
@@ -653,6 +690,115 @@ impl MlflowStore {
         }
         *self.problems.borrow_mut() = problems;
         Registry { entries }
+    }
+
+    /// Fetch the artifact of every version whose `source` is `mlflow-artifacts:` (and that
+    /// names no workspace path) through the server into `.runbook/tmp/mlflow/<name>/<version>/`,
+    /// once: a version's artifact never changes, so a file already there is used as it is.
+    /// A fetch that fails is a `registry::check` problem, not a failed read.
+    fn fetch_artifacts(
+        &self,
+        ws: &Workspace,
+        models: &BTreeMap<String, ModelState>,
+        root: &str,
+    ) -> (BTreeMap<(String, u64), String>, Vec<String>) {
+        let mut fetched = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (name, model) in models {
+            if !is_plain_name(name) {
+                continue;
+            }
+            for (n, v) in &model.versions {
+                let Some(path) = artifact_path(&v.source) else {
+                    continue;
+                };
+                if model_path(v, root) != v.source {
+                    continue;
+                }
+                match self.fetch(ws, name, *n, path) {
+                    Ok(p) => {
+                        fetched.insert((name.clone(), *n), p);
+                    }
+                    Err(e) => problems.push(format!(
+                        "`{name}` `{n}`: its artifact `{}` cannot be read through the server: {e}",
+                        v.source
+                    )),
+                }
+            }
+        }
+        (fetched, problems)
+    }
+
+    /// One version's artifact (a file, or a directory fetched file by file); returns its
+    /// workspace path under `.runbook/tmp/`.
+    fn fetch(&self, ws: &Workspace, name: &str, version: u64, path: &str) -> Result<String> {
+        let leaf = path.rsplit('/').next().unwrap_or("artifact");
+        let base = format!("mlflow/{name}/{version}/{leaf}");
+        let shown = format!(".runbook/tmp/{base}");
+        if ws.resolve(&shown).is_ok_and(|rel| ws.exists(&rel)) {
+            return Ok(shown);
+        }
+        let mut files = Vec::new();
+        self.list_artifacts(path, "", &mut files, 0)?;
+        if files.is_empty() {
+            // Not a directory: the path is the file itself.
+            let bytes = self.client.artifact(path).map_err(|f| self.err(f))?;
+            ws.keep_fetched(&base, &bytes)?;
+        } else {
+            for sub in files {
+                let bytes = self
+                    .client
+                    .artifact(&format!("{path}/{sub}"))
+                    .map_err(|f| self.err(f))?;
+                ws.keep_fetched(&format!("{base}/{sub}"), &bytes)?;
+            }
+        }
+        Ok(shown)
+    }
+
+    /// The files under an artifact directory, relative to it (nothing for a file).
+    fn list_artifacts(
+        &self,
+        root: &str,
+        sub: &str,
+        out: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<()> {
+        let dir = if sub.is_empty() {
+            root.to_string()
+        } else {
+            format!("{root}/{sub}")
+        };
+        let endpoint = "mlflow-artifacts/artifacts";
+        let (status, html, bytes) = self
+            .client
+            .raw("GET", endpoint, &[("path", dir.as_str())], None)
+            .map_err(|f| self.err(f))?;
+        let listing = self
+            .client
+            .decode(endpoint, status, html, &String::from_utf8_lossy(&bytes))
+            .map_err(|f| self.err(f))?;
+        for f in listing["files"].as_array().into_iter().flatten() {
+            let Some(p) = f["path"].as_str() else {
+                continue;
+            };
+            // The listing gives names relative to the listed directory (or, in some
+            // versions, to the root): keep the last component only.
+            let leaf = p.rsplit('/').next().unwrap_or(p);
+            let rel = if sub.is_empty() {
+                leaf.to_string()
+            } else {
+                format!("{sub}/{leaf}")
+            };
+            if f["is_dir"] == true {
+                if depth < 8 {
+                    self.list_artifacts(root, &rel, out, depth + 1)?;
+                }
+            } else if out.len() < 10_000 {
+                out.push(rel);
+            }
+        }
+        Ok(())
     }
 
     /// The writes that make `change`, ordered so that the alias moves last but one: until it
@@ -1019,6 +1165,18 @@ fn model_path(v: &VersionState, root: &str) -> String {
     }
 }
 
+/// The path an `mlflow-artifacts:` source has in the server's artifact proxy
+/// (`mlflow-artifacts:/e/r/artifacts/m`, or with a host: `mlflow-artifacts://h:5000/e/...`).
+fn artifact_path(source: &str) -> Option<&str> {
+    let rest = source.strip_prefix("mlflow-artifacts:")?;
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => &with_host[with_host.find('/')?..],
+        None => rest,
+    };
+    let path = rest.trim_start_matches('/').trim_end_matches('/');
+    (!path.is_empty() && !path.split('/').any(|c| c == ".." || c == ".")).then_some(path)
+}
+
 fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
@@ -1055,7 +1213,8 @@ impl Store for MlflowStore {
         }
         let models = self.read_all()?;
         let root = ws.display_root().display().to_string();
-        let reg = Rc::new(self.to_registry(&models, &root));
+        let (fetched, problems) = self.fetch_artifacts(ws, &models, &root);
+        let reg = Rc::new(self.to_registry(&models, &root, &fetched, problems));
         *self.server.borrow_mut() = Some(models);
         *self.view.borrow_mut() = Some(reg.clone());
         Ok(reg)
@@ -1120,6 +1279,21 @@ mod tests {
             model_path(&version("mlflow-artifacts:/1/x/artifacts/m", &[]), "/ws"),
             "mlflow-artifacts:/1/x/artifacts/m"
         );
+    }
+
+    #[test]
+    fn artifact_paths_come_from_mlflow_artifacts_uris_only() {
+        assert_eq!(
+            artifact_path("mlflow-artifacts:/1/abc/artifacts/model"),
+            Some("1/abc/artifacts/model")
+        );
+        assert_eq!(
+            artifact_path("mlflow-artifacts://host:5000/1/abc/artifacts/m.json"),
+            Some("1/abc/artifacts/m.json")
+        );
+        assert_eq!(artifact_path("mlflow-artifacts:/1/../../etc"), None);
+        assert_eq!(artifact_path("s3://bucket/m"), None);
+        assert_eq!(artifact_path("/srv/m.json"), None);
     }
 
     #[test]

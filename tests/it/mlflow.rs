@@ -98,6 +98,9 @@ fn start() -> Option<Server> {
         .arg(format!("sqlite:///{}", db.display()))
         .arg("--default-artifact-root")
         .arg(dir.join("artifacts"))
+        // Where `mlflow-artifacts:` experiments keep their files (the server proxies them).
+        .arg("--artifacts-destination")
+        .arg(dir.join("proxied"))
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--workers", "1"])
         .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -192,7 +195,7 @@ fn workspace(uri: &str, extra: &str) -> Ws {
     let ws = Ws::generated(&["--versions", "5", "--rows", "200"]);
     ws.write(
         "runbook.yaml",
-        &format!("registry:\n  store: mlflow\n  tracking_uri: {uri}\n  timeout: 3s\n{extra}"),
+        &format!("registry:\n  store: mlflow\n  tracking_uri: {uri}\n  timeout: 5s\n{extra}"),
     );
     ws
 }
@@ -201,18 +204,23 @@ fn workspace(uri: &str, extra: &str) -> Ws {
 /// run of its own (MLflow wants a run for a local source); v5 holds the alias, 1..4 are
 /// superseded, promoted on consecutive days.
 fn register(server: &Server, ws: &Ws, name: &str) {
+    register_with(server, ws, name, false)
+}
+
+/// [`register`], with the files uploaded through the server's artifact proxy when
+/// `proxied` (sources `mlflow-artifacts:/...`, no `runbook.model_path` tag).
+fn register_with(server: &Server, ws: &Ws, name: &str, proxied: bool) {
     api(
         server,
         "POST",
         "registered-models/create",
         json!({"name": name}),
     );
-    let exp = api(
-        server,
-        "POST",
-        "experiments/create",
-        json!({"name": format!("exp-{name}")}),
-    );
+    let mut experiment = json!({"name": format!("exp-{name}")});
+    if proxied {
+        experiment["artifact_location"] = json!(format!("mlflow-artifacts:/{name}"));
+    }
+    let exp = api(server, "POST", "experiments/create", experiment);
     let exp_id = exp["experiment_id"].as_str().unwrap().to_string();
     for n in 1..=5 {
         let run = api(
@@ -222,22 +230,35 @@ fn register(server: &Server, ws: &Ws, name: &str) {
             json!({"experiment_id": exp_id}),
         );
         let run_id = run["run"]["info"]["run_id"].as_str().unwrap();
-        let artifacts = PathBuf::from(run["run"]["info"]["artifact_uri"].as_str().unwrap());
-        std::fs::create_dir_all(artifacts.join("model")).unwrap();
+        let artifact_uri = run["run"]["info"]["artifact_uri"].as_str().unwrap();
         let file = format!("sl_model_v{n}.json");
-        let source = artifacts.join("model").join(&file);
-        std::fs::copy(ws.join(&format!("models/{file}")), &source).unwrap();
+        let bytes = std::fs::read(ws.join(&format!("models/{file}"))).unwrap();
+        let source = format!("{artifact_uri}/model/{file}");
         let status = if n == 5 { "production" } else { "superseded" };
+        let mut tags = vec![
+            json!({"key": "runbook.status", "value": status}),
+            json!({"key": "runbook.promoted_at", "value": format!("2026-01-0{n}T00:00:00Z")}),
+            json!({"key": "metric.mse", "value": "0.01"}),
+        ];
+        if proxied {
+            let path = artifact_uri.strip_prefix("mlflow-artifacts:/").unwrap();
+            let url = format!(
+                "{}/api/2.0/mlflow-artifacts/artifacts/{path}/model/{file}",
+                server.uri
+            );
+            let resp = ureq::put(&url).send(&bytes[..]).unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+        } else {
+            let dir = PathBuf::from(artifact_uri).join("model");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(&file), &bytes).unwrap();
+            tags.push(json!({"key": "runbook.model_path", "value": format!("models/{file}")}));
+        }
         api(
             server,
             "POST",
             "model-versions/create",
-            json!({"name": name, "source": source, "run_id": run_id, "tags": [
-                {"key": "runbook.model_path", "value": format!("models/{file}")},
-                {"key": "runbook.status", "value": status},
-                {"key": "runbook.promoted_at", "value": format!("2026-01-0{n}T00:00:00Z")},
-                {"key": "metric.mse", "value": "0.01"},
-            ]}),
+            json!({"name": name, "source": source, "run_id": run_id, "tags": tags}),
         );
     }
     api(
@@ -453,6 +474,55 @@ fn mlflow_full_rollback_moves_the_alias_records_history_and_a_second_host_sees_i
         "{stdout}"
     );
     assert_eq!(history(server, model), h, "a dry run adds no history");
+}
+
+#[test]
+fn mlflow_artifacts_sources_are_fetched_through_the_server_once_and_validated() {
+    let Some((server, _one)) = server() else {
+        return;
+    };
+    let model = "sl_art";
+    let ws = workspace(&server.uri, "");
+    register_with(server, &ws, model, true);
+    let fetched = ".runbook/tmp/mlflow/sl_art/4/sl_model_v4.json";
+
+    // A dry run fetches too (into runbook's own `.runbook/tmp/`), and validates what it got.
+    let mut dry = rollback(&ws, model);
+    dry.arg("--dry-run").env("RUNBOOK_HTTP_TRACE", "1");
+    let (code, stdout, stderr) = output(dry);
+    assert_eq!(
+        code, 0,
+        "{stdout}
+{stderr}"
+    );
+    assert!(
+        stderr.contains("http: GET mlflow-artifacts/artifacts/"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("check evaluate `{fetched}`")),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(ws.join(fetched)).unwrap(),
+        std::fs::read(ws.join("models/sl_model_v4.json")).unwrap()
+    );
+
+    // The real run uses the files already fetched: no artifact request at all.
+    let mut real = rollback(&ws, model);
+    real.env("RUNBOOK_HTTP_TRACE", "1");
+    let (code, stdout, stderr) = output(real);
+    assert_eq!(
+        code, 0,
+        "{stdout}
+{stderr}"
+    );
+    assert!(!stderr.contains("mlflow-artifacts"), "{stderr}");
+    assert!(
+        stdout.contains("rollback complete: sl_art production is 4"),
+        "{stdout}"
+    );
+    assert_eq!(champion(server, model).as_deref(), Some("4"));
 }
 
 #[test]
