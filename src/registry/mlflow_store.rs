@@ -897,10 +897,8 @@ impl MlflowStore {
                 .unwrap_or_default();
             if now.decided() != seen.decided() {
                 return Err(self.server_error(format!(
-                    "`{name}` changed on the server since this run read it (alias `{}` was on {}, is now on {}); another client wrote it, so nothing was written; run again to work from what the server holds now",
-                    self.config.alias,
-                    shown(&seen.alias),
-                    shown(&now.alias),
+                    "`{name}` changed on the server since this run read it ({}); another client wrote it, so nothing was written; run again to work from what the server holds now",
+                    difference(&self.config.alias, &seen, &now),
                 )));
             }
             fresh.insert(name.to_string(), now);
@@ -1116,6 +1114,44 @@ fn with_state(e: Error, state: &str) -> Error {
         },
         other => other,
     }
+}
+
+/// What differs between two reads of a model, in the words of a message.
+fn difference(alias: &str, before: &ModelState, after: &ModelState) -> String {
+    if before.alias != after.alias {
+        return format!(
+            "alias `{alias}` was on {}, is now on {}",
+            shown(&before.alias),
+            shown(&after.alias)
+        );
+    }
+    let list = |ns: Vec<&u64>| {
+        ns.iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let added: Vec<&u64> = after
+        .versions
+        .keys()
+        .filter(|n| !before.versions.contains_key(n))
+        .collect();
+    let removed: Vec<&u64> = before
+        .versions
+        .keys()
+        .filter(|n| !after.versions.contains_key(n))
+        .collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("new versions {}", list(added)));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("versions {} deleted", list(removed)));
+    }
+    if parts.is_empty() {
+        parts.push("`runbook.` tags of its versions changed".to_string());
+    }
+    parts.join(", ")
 }
 
 fn shown(v: &Option<String>) -> String {
