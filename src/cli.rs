@@ -150,6 +150,15 @@ enum Command {
         #[arg(long, default_value_t = 0, value_name = "N")]
         extra_files: usize,
     },
+    /// Remove the lock a run left in the registry server (MLflow store) when it died.
+    #[command(
+        after_help = "A real run that uses the MLflow store holds a lock in the server (the registered model `runbook.lock`, naming its run id, host, pid and expiry) and releases it when it ends. A run that was killed leaves it until it expires (`registry.lock_ttl`, default 15m); this removes it at once. Make sure the run it names is gone first."
+    )]
+    Unlock {
+        /// The workspace whose `runbook.yaml` names the registry server.
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+    },
     /// Inspect, restore or purge files that runs removed or overwrote.
     Trash {
         #[command(subcommand)]
@@ -371,6 +380,10 @@ fn dispatch(command: Command) -> Result<i32> {
                 Durability::EndOfRun,
             )
             .map(|_| 0)
+        }
+        Command::Unlock { workspace } => {
+            println!("{}", crate::registry::unlock(&workspace)?);
+            Ok(0)
         }
         Command::Trash { action, workspace } => match action {
             TrashAction::List => crate::effects::trash::list(&workspace).map(|_| 0),

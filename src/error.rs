@@ -59,6 +59,8 @@ pub enum Error {
     Invalid { what: String, message: String },
     /// A registry operation cannot be carried out.
     Registry { path: String, message: String },
+    /// A registry server (MLflow) could not be reached, timed out, or refused a request.
+    Server { uri: String, message: String },
     /// A `git` command failed or could not be started.
     Git { command: String, message: String },
     /// A process could not be started, signalled or waited for.
@@ -215,6 +217,7 @@ impl fmt::Display for Error {
             }
             Error::Invalid { what, message } => write!(f, "{what}: {message}"),
             Error::Registry { path, message } => write!(f, "registry `{path}`: {message}"),
+            Error::Server { uri, message } => write!(f, "registry server `{uri}`: {message}"),
             Error::Git { command, message } => write!(f, "`{command}` failed: {message}"),
             Error::Process { what, message } => write!(f, "{what}: {message}"),
             Error::Failed { step, message, .. } => match step {

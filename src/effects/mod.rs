@@ -368,6 +368,22 @@ impl Workspace {
         Scratch::create(&self.root, &self.run_id)
     }
 
+    /// Take something a real run holds outside the workspace while it runs (the lock in a
+    /// registry server): `take` runs in a real run and its value is returned; a dry run takes
+    /// nothing and gets `None`, so it never waits for, nor blocks, another run.
+    pub fn hold_remote<T>(&self, take: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+        if self.simulating() {
+            return Ok(None);
+        }
+        take().map(Some)
+    }
+
+    /// Keep a file fetched from outside (a model artifact a registry server serves) under
+    /// `.runbook/tmp/` for this and later runs (see [`own::keep_fetched`]).
+    pub fn keep_fetched(&self, rel: &str, bytes: &[u8]) -> Result<RelPath> {
+        own::keep_fetched(&self.root, rel, bytes)
+    }
+
     /// The absolute path of a file, for a child process that must be given a name.
     pub fn path_for_child(&self, rel: &RelPath) -> std::path::PathBuf {
         self.root.display_abs(rel)

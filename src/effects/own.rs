@@ -196,6 +196,29 @@ pub fn active_runs(root: &Root) -> Vec<String> {
     ids
 }
 
+/// Keep a file runbook fetched for itself (a registry server's model artifact) as
+/// `.runbook/tmp/<rel>`, written atomically, in real and dry runs alike: like the scratch
+/// directory it is runbook's own, outside what scripts may change, but it outlives the run,
+/// so what is immutable (an MLflow model version's artifact) is fetched once. `rel` must be a
+/// plain relative path (no `..`). Returns the file's workspace path.
+pub fn keep_fetched(root: &Root, rel_path: &str, bytes: &[u8]) -> Result<RelPath> {
+    ensure(root)?;
+    let inner = RelPath::normalize(rel_path)?;
+    if inner.as_str().is_empty() || inner.as_str().split('/').any(|c| c == "..") {
+        return Err(Error::sandbox(
+            rel_path,
+            "a fetched file must stay under `.runbook/tmp/`",
+        ));
+    }
+    let file = rel(&format!("{DIR}/tmp/{inner}"));
+    let parent = file.parent().unwrap_or_default();
+    root.make_dirs(&parent)
+        .map_err(|e| Error::io(parent.to_string(), "create the directory", e))?;
+    disk::atomic_write(root, &file, bytes, false, |_| {})
+        .map_err(|e| Error::io(file.to_string(), "write", e))?;
+    Ok(file)
+}
+
 /// A run's scratch directory, `.runbook/tmp/<run-id>/`: made on first use, removed with
 /// everything in it on drop. It exists on disk even in a dry run (an external predictor
 /// needs a real file to read), and it is runbook's own, outside what scripts can reach.

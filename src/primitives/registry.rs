@@ -151,7 +151,9 @@ impl Reg {
         let (_, reg) = self.load()?;
         let paths: Vec<&str> = reg.entries.iter().map(|e| e.model_path.as_str()).collect();
         let exists = self.ctx.ws.exist_all(&paths);
-        Ok(reg.check(&exists))
+        let mut problems = reg.check(&exists);
+        problems.extend(self.store()?.problems());
+        Ok(problems)
     }
 }
 

@@ -17,13 +17,16 @@
 //! before any rule or any runbook glob sees it.
 //!
 //! Where the registry lives is a [`Store`] (`store.rs`), chosen by the workspace's
-//! configuration; the JSON file store (`json_store.rs`) is the first.
+//! configuration: the JSON file store (`json_store.rs`, the default) or the MLflow Model
+//! Registry (`mlflow_store.rs`).
 
 mod json_store;
+mod mlflow_store;
 mod store;
 
 pub use json_store::JsonFileStore;
-pub use store::{open as open_store, Store, StoreConfig, CONFIG_FILE};
+pub use mlflow_store::{MlflowConfig, MlflowStore, LOCK_MODEL};
+pub use store::{open as open_store, unlock, Store, StoreConfig, CONFIG_FILE};
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, FixedOffset};

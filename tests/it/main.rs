@@ -7,6 +7,7 @@ mod differential;
 mod door;
 mod git;
 mod links;
+mod mlflow;
 mod recovery;
 mod support;
 mod validate;

@@ -131,6 +131,26 @@ impl Scenario {
 
     /// Check everything about a workspace in which a rollback was killed.
     fn check_killed(&self, case: &str, ws: &Ws) {
+        let started = ws.join(".runbook/runs").read_dir().is_ok_and(|mut d| {
+            d.any(|e| {
+                e.is_ok_and(|e| {
+                    std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"run_start\""))
+                })
+            })
+        });
+        if !started {
+            // Killed before its log said anything: it changed nothing, and the next run
+            // goes ahead (and clears its marker).
+            self.before.compare(case, &self.norm, ws);
+            ws.runbook(&["run", &shipped("quick_verification.rhai"), "-q"])
+                .run()
+                .success();
+            assert!(
+                std::fs::read_dir(ws.join(".runbook/active")).is_ok_and(|mut d| d.next().is_none()),
+                "{case}"
+            );
+            return;
+        }
         let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
         // The registry is whole, and what the run removed is in its trash.
         let reg: serde_json::Value = serde_json::from_str(&ws.read("models/registry.json"))
