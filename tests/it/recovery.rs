@@ -315,12 +315,20 @@ fn a_full_rollback_killed_at_every_point_is_resumable_and_undoable() {
 
 #[test]
 fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
-    let ws = Ws::demo();
-    let done = ws
-        .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
-        .env("RUNBOOK_CRASH_AT", "20")
-        .run();
-    assert_eq!(done.code, -1);
+    let base = Ws::demo();
+    // Kill it just after it wrote the registry (the first crash point past that write).
+    let ws = (10..200)
+        .find_map(|n| {
+            let ws = base.copy();
+            let done = ws
+                .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+                .env("RUNBOOK_CRASH_AT", n.to_string())
+                .run();
+            assert_eq!(done.code, -1, "crash point {n}");
+            let wrote = ws.last_log().iter().any(|e| e["event"] == "disk" && e["op"]["write"] == "models/registry.json");
+            wrote.then_some(ws)
+        })
+        .unwrap();
     let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
     ws.runbook(&["log"])
         .run()
