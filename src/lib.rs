@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod header;
 pub mod journal;
+pub mod output;
 pub mod primitives;
 pub mod runner;
 pub mod trash;

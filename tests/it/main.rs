@@ -4,5 +4,6 @@
 mod config;
 mod core;
 mod git;
+mod output;
 mod support;
 mod validate;
