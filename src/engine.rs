@@ -1,10 +1,11 @@
 //! Builds the Rhai engine a runbook runs in: limits, the sandboxed module resolver, the
 //! `step "name" { ... }` syntax, the timeout and Ctrl-C watch, and the primitives.
 //!
-//! Two flavours share one setup: [`compiler`] has the syntax and limits but no primitives
-//! (enough to parse and check a script without a workspace), and [`for_run`] adds the
-//! primitives bound to one run's context. Limits are set explicitly because Rhai's defaults
-//! differ between debug and release builds.
+//! Three flavours share one setup: [`compiler`] has the syntax and limits but no primitives
+//! (enough to parse and check a script without a workspace), [`for_run`] adds the
+//! primitives bound to one run's context, and [`for_reference`] is the same with the
+//! primitives' documentation, for `runbook docs` and `check`. Limits are set explicitly
+//! because Rhai's defaults differ between debug and release builds.
 //!
 //! Start-up is most of a small rollback, and building Rhai's whole standard library was the
 //! largest part of it (`Engine::new` builds and registers every package eagerly). So an engine
@@ -102,6 +103,13 @@ fn base(runbooks_dir: &Path) -> Engine {
     engine.disable_symbol("eval");
     engine.set_module_resolver(SandboxedResolver::new(runbooks_dir));
     engine
+}
+
+/// The engine `runbook docs` and `runbook check` read the registrations of: a run's engine
+/// with every primitive's parameter names and documentation attached, which a run does
+/// without. It is never run.
+pub fn for_reference(ctx: &Ctx, runbooks_dir: &Path) -> Engine {
+    crate::primitives::with_metadata(|| for_run(ctx, runbooks_dir, None))
 }
 
 /// The engine for one run: the shared setup plus primitives, the journaled `step` syntax,
