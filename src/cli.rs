@@ -1,9 +1,12 @@
 //! The command line: clap definitions, turned into validated options, dispatched to the
 //! library. Nothing below this module sees raw flags, and nothing here touches a workspace.
+//! Everything it prints goes through [`crate::output`], so a closed stdout ends a command
+//! quietly instead of with a panic.
 
 use crate::effects::Console;
 use crate::effects::Durability;
 use crate::error::{Error, Result};
+use crate::output::{errln, out, outln};
 use crate::runner::{self, RunOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -228,7 +231,7 @@ pub fn main() -> i32 {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{}", e.render());
+            errln!("{}", e.render());
             e.code()
         }
     }
@@ -275,7 +278,7 @@ fn dispatch(command: Command) -> Result<i32> {
             let mut failed = 0;
             for f in &files {
                 match runner::check(f) {
-                    Ok(c) => println!(
+                    Ok(c) => outln!(
                         "ok  {}  ({} {}, {} step(s))",
                         f.display(),
                         c.header.name,
@@ -284,7 +287,7 @@ fn dispatch(command: Command) -> Result<i32> {
                     ),
                     Err(e) => {
                         failed += 1;
-                        eprintln!("{}", e.render());
+                        errln!("{}", e.render());
                     }
                 }
             }
@@ -293,12 +296,12 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::List { dir } => {
             let listed = runner::list(&dir)?;
             if listed.is_empty() {
-                println!("no runbooks (*.rhai) in `{}`", dir.display());
+                outln!("no runbooks (*.rhai) in `{}`", dir.display());
             }
             for l in listed {
                 match l.header {
                     Ok(h) => {
-                        println!(
+                        outln!(
                             "{}  {} {}\n    {}",
                             l.path.display(),
                             h.name,
@@ -306,7 +309,7 @@ fn dispatch(command: Command) -> Result<i32> {
                             h.description
                         );
                         for p in &h.params {
-                            println!(
+                            outln!(
                                 "    --param {}=<{}>  default {}  {}",
                                 p.name,
                                 p.ty.name(),
@@ -315,13 +318,13 @@ fn dispatch(command: Command) -> Result<i32> {
                             );
                         }
                     }
-                    Err(e) => println!("{}  (invalid header: {e})", l.path.display()),
+                    Err(e) => outln!("{}  (invalid header: {e})", l.path.display()),
                 }
             }
             Ok(0)
         }
         Command::Docs => {
-            print!("{}", runner::docs());
+            out!("{}", runner::docs());
             Ok(0)
         }
         Command::Demo {
@@ -382,7 +385,7 @@ fn dispatch(command: Command) -> Result<i32> {
             .map(|_| 0)
         }
         Command::Unlock { workspace } => {
-            println!("{}", crate::registry::unlock(&workspace)?);
+            outln!("{}", crate::registry::unlock(&workspace)?);
             Ok(0)
         }
         Command::Trash { action, workspace } => match action {

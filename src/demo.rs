@@ -9,6 +9,7 @@
 
 use crate::effects::Console;
 use crate::error::{Error, Result};
+use crate::output::{errln, outln};
 use crate::runner::{self, RunOptions};
 use serde_json::json;
 use std::fs;
@@ -348,7 +349,7 @@ pub fn create_workspace(root: &Path, size: Size) -> Result<()> {
             &["tag", "-a", "sl-v1.0", "-m", "SL Model Version 1.0"],
         )?;
     } else {
-        eprintln!("note: `git` was not found, so the demo workspace has no git history");
+        errln!("note: `git` was not found, so the demo workspace has no git history");
     }
     Ok(())
 }
@@ -362,7 +363,7 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
         }
     };
     create_workspace(&root, size)?;
-    println!("created demo workspace {}\n", root.display());
+    outln!("created demo workspace {}\n", root.display());
     if !no_run {
         let opts = RunOptions {
             file: root.join("runbooks/full_rollback.rhai"),
@@ -412,13 +413,13 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
         ]
     };
     let width = hints.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
-    println!(
+    outln!(
         "{}next:\n  cd {}",
         if no_run { "" } else { "\n" },
         root.display()
     );
     for (command, why) in hints {
-        println!("  {command:width$}   # {why}");
+        outln!("  {command:width$}   # {why}");
     }
     Ok(0)
 }

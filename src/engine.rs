@@ -1,14 +1,27 @@
 //! Builds the Rhai engine a runbook runs in: limits, the sandboxed module resolver, the
 //! `step "name" { ... }` syntax, the timeout and Ctrl-C watch, and the primitives.
 //!
-//! Two flavours share one setup: [`compiler`] has the syntax and limits but no primitives
-//! (enough to parse and check a script without a workspace), and [`for_run`] adds the
-//! primitives bound to one run's context. Limits are set explicitly because Rhai's defaults
-//! differ between debug and release builds.
+//! Three flavours share one setup: [`compiler`] has the syntax and limits but no primitives
+//! (enough to parse and check a script without a workspace), [`for_run`] adds the
+//! primitives bound to one run's context, and [`for_reference`] is the same with the
+//! primitives' documentation, for `runbook docs` and `check`. Limits are set explicitly
+//! because Rhai's defaults differ between debug and release builds.
+//!
+//! Start-up is most of a small rollback, and building Rhai's whole standard library was the
+//! largest part of it (`Engine::new` builds and registers every package eagerly). So an engine
+//! starts raw and gets the packages runbooks use (strings, arrays, maps, function pointers)
+//! registered eagerly, and the rest of the standard library (arithmetic and logic on other
+//! number types, math, ranges, blobs, bit fields, time) lazily: every function is there,
+//! and one that is not in the eager set is found from the package's manifest the first time
+//! a run calls it. The packages are built once per thread and shared by every engine.
 
 use crate::context::{Ctx, FATAL_TOKEN};
 use crate::effects::Status;
 use rhai::module_resolvers::FileModuleResolver;
+use rhai::packages::{
+    BasicArrayPackage, BasicFnPackage, BasicMapPackage, BasicStringPackage, LanguageCorePackage,
+    MoreStringPackage, Package, StandardPackage,
+};
 use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,9 +59,38 @@ pub fn compiler(runbooks_dir: &Path) -> Engine {
     engine
 }
 
-/// What every engine has: limits, `eval` disabled, the sandboxed resolver.
+/// What `Engine::new` keeps interned (property names, short strings); `new_raw` keeps none.
+const MAX_STRINGS_INTERNED: usize = 256;
+
+/// The standard library as shared modules, in registration order: the lazy whole first, so
+/// that it is searched last, then the packages runbooks call all the time, registered
+/// eagerly so that their functions are found without a scan of the manifests.
+fn standard_library() -> Vec<Shared<Module>> {
+    thread_local! {
+        // `ManuallyDrop`: the modules live as long as the thread; the process never spends
+        // its last moments freeing them.
+        static PACKAGES: std::mem::ManuallyDrop<Vec<Shared<Module>>> =
+            std::mem::ManuallyDrop::new(vec![
+                StandardPackage::new_lazy().as_shared_module(),
+                LanguageCorePackage::new().as_shared_module(),
+                BasicFnPackage::new().as_shared_module(),
+                BasicStringPackage::new().as_shared_module(),
+                MoreStringPackage::new().as_shared_module(),
+                BasicArrayPackage::new().as_shared_module(),
+                BasicMapPackage::new().as_shared_module(),
+            ]);
+    }
+    PACKAGES.with(|p| p.to_vec())
+}
+
+/// What every engine has: limits, `eval` disabled, the sandboxed resolver, the standard
+/// library (see the module documentation).
 fn base(runbooks_dir: &Path) -> Engine {
-    let mut engine = Engine::new();
+    let mut engine = Engine::new_raw();
+    engine.set_max_strings_interned(MAX_STRINGS_INTERNED);
+    for package in standard_library() {
+        engine.register_global_module(package);
+    }
     engine
         .set_max_operations(limits::MAX_OPERATIONS)
         .set_max_call_levels(limits::MAX_CALL_LEVELS)
@@ -61,6 +103,13 @@ fn base(runbooks_dir: &Path) -> Engine {
     engine.disable_symbol("eval");
     engine.set_module_resolver(SandboxedResolver::new(runbooks_dir));
     engine
+}
+
+/// The engine `runbook docs` and `runbook check` read the registrations of: a run's engine
+/// with every primitive's parameter names and documentation attached, which a run does
+/// without. It is never run.
+pub fn for_reference(ctx: &Ctx, runbooks_dir: &Path) -> Engine {
+    crate::primitives::with_metadata(|| for_run(ctx, runbooks_dir, None))
 }
 
 /// The engine for one run: the shared setup plus primitives, the journaled `step` syntax,

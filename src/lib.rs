@@ -16,6 +16,7 @@ pub mod effects;
 pub mod engine;
 pub mod error;
 pub mod header;
+pub mod output;
 pub mod primitives;
 pub mod registry;
 pub mod runner;

@@ -263,9 +263,8 @@ impl Journal {
 
     fn say(&self, text: std::fmt::Arguments) {
         if self.console == Console::Stdout {
-            let mut out = io::stdout().lock();
-            let _ = out.write_fmt(text);
-            let _ = out.write_all(b"\n");
+            // A closed stdout stops the printing, never the run.
+            let _ = crate::output::print_in_run(format_args!("{text}\n"));
         }
     }
 

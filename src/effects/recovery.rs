@@ -278,7 +278,9 @@ impl Workspace {
                 continue;
             };
             for (from, to) in sweep_temp_files(self, &run) {
-                println!("moved the temp file `{from}` left by run {id} to `{to}`");
+                let _ = crate::output::print_in_run(format_args!(
+                    "moved the temp file `{from}` left by run {id} to `{to}`\n"
+                ));
             }
             unfinished.push(run);
         }
@@ -334,7 +336,9 @@ impl Workspace {
             ));
         }
         for (from, to) in sweep_temp_files(self, run) {
-            println!("moved the temp file `{from}` left by the run to `{to}`");
+            let _ = crate::output::print_in_run(format_args!(
+                "moved the temp file `{from}` left by the run to `{to}`\n"
+            ));
         }
         self.journal.reopen_log(&self.root)?;
         // The view as the run found it: every change that happened, reversed, newest first.
@@ -445,7 +449,9 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
         // Nothing to sweep in a dry run: it changes nothing.
     } else {
         for (from, to) in sweep_temp_files(ws, run) {
-            println!("moved the temp file `{from}` left by the run to `{to}`");
+            let _ = crate::output::print_in_run(format_args!(
+                "moved the temp file `{from}` left by the run to `{to}`\n"
+            ));
         }
     }
     let ops: Vec<&DiskOp> = run.disk.iter().filter(|d| d.happened).collect();

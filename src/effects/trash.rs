@@ -11,6 +11,7 @@ use super::disk;
 use super::path::RelPath;
 use super::sandbox::Root;
 use crate::error::{Error, Result};
+use crate::output::outln;
 use rustix::fs::FileType;
 use std::path::Path;
 
@@ -111,17 +112,17 @@ pub fn list(workspace: &Path) -> Result<()> {
     let root = open(workspace)?;
     let runs = run_ids(&root);
     if runs.is_empty() {
-        println!("the trash of `{}` is empty", workspace.display());
+        outln!("the trash of `{}` is empty", workspace.display());
         return Ok(());
     }
     for id in runs {
         let files = files_below(&root, &RelPath::from_trusted(format!("{TRASH}/{id}")));
-        println!("run {id}: {} file(s)", files.len());
+        outln!("run {id}: {} file(s)", files.len());
         for f in files {
-            println!("    {f}");
+            outln!("    {f}");
         }
     }
-    println!("restore with `runbook trash restore RUN_ID [PATH...]`, delete with `runbook trash purge RUN_ID`");
+    outln!("restore with `runbook trash restore RUN_ID [PATH...]`, delete with `runbook trash purge RUN_ID`");
     Ok(())
 }
 
@@ -193,7 +194,7 @@ pub fn restore(workspace: &Path, run_id: &str, paths: &[String]) -> Result<()> {
     for (src, dst, shown) in planned {
         disk::move_noreplace(&root, &src, &dst)
             .map_err(|e| Error::io(shown.clone(), "restore", e))?;
-        println!("restored {shown}");
+        outln!("restored {shown}");
     }
     Ok(())
 }
@@ -237,7 +238,7 @@ pub fn purge(
         let dir = RelPath::from_trusted(format!("{TRASH}/{id}"));
         let n = files_below(&root, &dir).len();
         disk::remove_tree(&root, &dir).map_err(|e| Error::io(dir.to_string(), "purge", e))?;
-        println!("purged {id} ({n} file(s))");
+        outln!("purged {id} ({n} file(s))");
     }
     Ok(())
 }

@@ -5,11 +5,15 @@
 //!
 //! Every function is registered through [`Family::add`], which attaches its signature and a
 //! doc comment with an example; `runbook docs` renders those, so the reference is generated
-//! from what the engine actually registers. Mutating functions are marked volatile so the
-//! optimizer never runs them at compile time (rhai issue #749).
+//! from what the engine actually registers. Only the engines built inside [`with_metadata`]
+//! (the reference engine of `docs` and `check`) carry that text: a run never reads it, and
+//! formatting and storing it was a sizeable part of a small run's start-up. Mutating
+//! functions are marked volatile so the optimizer never runs them at compile time (rhai
+//! issue #749).
 
 use crate::context::Ctx;
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module, RhaiNativeFunc, Variant};
+use std::cell::Cell;
 
 pub mod config;
 pub mod fs;
@@ -19,6 +23,29 @@ pub mod registry;
 pub mod validate;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+thread_local! {
+    /// Whether the families being built attach their documentation; see [`with_metadata`].
+    static WITH_METADATA: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Build something (an engine) with the primitives' parameter names, doc comments and
+/// family docs attached, as `runbook docs` and `runbook check` need them.
+pub fn with_metadata<T>(build: impl FnOnce() -> T) -> T {
+    /// Resets the flag even if `build` panics, so a later run is not slowed by it.
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WITH_METADATA.with(|m| m.set(self.0));
+        }
+    }
+    let _reset = Reset(WITH_METADATA.with(|m| m.replace(true)));
+    build()
+}
+
+fn metadata_wanted() -> bool {
+    WITH_METADATA.with(Cell::get)
+}
 
 /// One family of primitives under construction.
 pub struct Family {
@@ -30,7 +57,9 @@ impl Family {
     pub fn new(name: &'static str, doc: &str) -> Family {
         let mut module = Module::new();
         module.set_id(name);
-        module.set_doc(doc);
+        if metadata_wanted() {
+            module.set_doc(doc);
+        }
         Family { name, module }
     }
 
@@ -48,16 +77,20 @@ impl Family {
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
     {
-        let comment: String = doc
-            .lines()
-            .map(|l| format!("/// {l}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        FuncRegistration::new(name)
-            .with_volatility(true)
-            .with_params_info(params)
-            .with_comments([comment])
-            .set_into_module(&mut self.module, func);
+        let registration = FuncRegistration::new(name).with_volatility(true);
+        let registration = if metadata_wanted() {
+            let comment: String = doc
+                .lines()
+                .map(|l| format!("/// {l}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            registration
+                .with_params_info(params)
+                .with_comments([comment])
+        } else {
+            registration
+        };
+        registration.set_into_module(&mut self.module, func);
         self
     }
 }
@@ -82,32 +115,45 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
 /// The names of the registered families, for `runbook check`.
 pub const FAMILIES: &[&str] = &["registry", "fs", "process", "git", "config", "validate"];
 
+/// `registration` with its parameter names and doc comment when metadata is wanted.
+fn documented(registration: FuncRegistration, params: &[&str], comment: &str) -> FuncRegistration {
+    if metadata_wanted() {
+        registration
+            .with_params_info(params)
+            .with_comments([comment])
+    } else {
+        registration
+    }
+}
+
 fn register_globals(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();
-    FuncRegistration::new("timestamp")
-        .with_volatility(true)
-        .with_params_info(["String"])
-        .with_comments(["/// The run's start time as `YYYYmmdd_HHMMSS` (UTC), the plan's backup format.\n/// ```rhai\n/// let ts = timestamp();   // \"20261129_173056\"\n/// ```"])
-        .register_into_engine(engine, move || c.stamp());
-    FuncRegistration::new("now")
-        .with_volatility(true)
-        .with_params_info(["String"])
-        .with_comments([
-            "/// The current time, RFC 3339 (UTC).\n/// ```rhai\n/// print(now());\n/// ```",
-        ])
-        .register_into_engine(engine, || {
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        });
-    FuncRegistration::new("assert")
-        .with_params_info(["condition: bool", "message: &str", "()"])
-        .with_comments(["/// Fail the current step with `message` unless `condition` holds.\n/// ```rhai\n/// assert(fs::exists(\"models/registry.json\"), \"no registry\");\n/// ```"])
-        .register_into_engine(engine, |cond: bool, msg: &str| -> RhaiResult<()> {
-            if cond {
-                Ok(())
-            } else {
-                Err(format!("assertion failed: {msg}").into())
-            }
-        });
+    documented(
+        FuncRegistration::new("timestamp").with_volatility(true),
+        &["String"],
+        "/// The run's start time as `YYYYmmdd_HHMMSS` (UTC), the plan's backup format.\n/// ```rhai\n/// let ts = timestamp();   // \"20261129_173056\"\n/// ```",
+    )
+    .register_into_engine(engine, move || c.stamp());
+    documented(
+        FuncRegistration::new("now").with_volatility(true),
+        &["String"],
+        "/// The current time, RFC 3339 (UTC).\n/// ```rhai\n/// print(now());\n/// ```",
+    )
+    .register_into_engine(engine, || {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
+    documented(
+        FuncRegistration::new("assert"),
+        &["condition: bool", "message: &str", "()"],
+        "/// Fail the current step with `message` unless `condition` holds.\n/// ```rhai\n/// assert(fs::exists(\"models/registry.json\"), \"no registry\");\n/// ```",
+    )
+    .register_into_engine(engine, |cond: bool, msg: &str| -> RhaiResult<()> {
+        if cond {
+            Ok(())
+        } else {
+            Err(format!("assertion failed: {msg}").into())
+        }
+    });
 }
 
 /// A string argument that may also be given as a number or unit-free value.

@@ -8,13 +8,13 @@ use crate::effects::Workspace;
 use crate::engine;
 use std::collections::BTreeMap;
 
-/// An engine with every primitive registered, bound to a throwaway context: for `check`
-/// and `docs`, which need the registrations but never call them.
+/// An engine with every primitive registered with its documentation, bound to a throwaway
+/// context: for `check` and `docs`, which need the registrations but never call them.
 fn reference_engine() -> rhai::Engine {
     let dir = std::env::temp_dir();
     let ws = Workspace::open(&dir, "reference", true, Console::Quiet).expect("the temp dir exists");
     let ctx = RunContext::new(ws);
-    engine::for_run(&ctx, &dir, None)
+    engine::for_reference(&ctx, &dir)
 }
 
 fn metadata() -> serde_json::Value {

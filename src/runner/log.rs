@@ -3,6 +3,7 @@
 
 use crate::effects::{Console, Workspace};
 use crate::error::{Error, Result};
+use crate::output::outln;
 use serde_json::Value;
 use std::path::Path;
 
@@ -96,7 +97,7 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
         };
     let Some(run) = one else {
         if all.is_empty() {
-            println!("no runs in `{}` yet", workspace.display());
+            outln!("no runs in `{}` yet", workspace.display());
         }
         for r in &all {
             let mode = if r.start["dry_run"] == true {
@@ -110,7 +111,7 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
                 .and_then(|e| e["duration_ms"].as_f64())
                 .map(|ms| format!("{ms:.0} ms"))
                 .unwrap_or_else(|| "-".into());
-            println!(
+            outln!(
                 "{}  {} {}  {mode}  {}  started {}  {duration}  {} change(s)",
                 r.run_id,
                 r.start["name"].as_str().unwrap_or("?"),
@@ -121,7 +122,7 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
             );
         }
         if let Some(r) = all.iter().find(|r| r.unfinished) {
-            println!("run {} did not finish: `runbook resume {}` finishes it, `runbook undo {}` reverts it", r.run_id, r.run_id, r.run_id);
+            outln!("run {} did not finish: `runbook resume {}` finishes it, `runbook undo {}` reverts it", r.run_id, r.run_id, r.run_id);
         }
         return Ok(());
     };
@@ -130,7 +131,7 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
         &ws.display_root()
             .join(format!(".runbook/runs/{}.jsonl", run.run_id)),
     );
-    println!(
+    outln!(
         "run {}: {} {} ({})",
         run.run_id,
         run.start["name"].as_str().unwrap_or("?"),
@@ -139,13 +140,13 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
     );
     for e in events {
         match e["event"].as_str() {
-            Some("step_end") => println!(
+            Some("step_end") => outln!(
                 "  [{}] {} {}",
                 e["step"].as_str().unwrap_or(""),
                 e["status"].as_str().unwrap_or(""),
                 e["name"].as_str().unwrap_or("")
             ),
-            Some("action") => println!(
+            Some("action") => outln!(
                 "      {} {} {}",
                 if e["applied"] == true { "done" } else { "    " },
                 e["op"].as_str().unwrap_or(""),

@@ -282,7 +282,7 @@ pub fn undo(
     }
     if logged.start["undo_of"].is_string() && !force {
         // Undoing an undo is allowed, but say what it means.
-        eprintln!(
+        crate::output::errln!(
             "note: run `{target}` was itself an undo; undoing it redoes what that run reverted"
         );
     }

@@ -8,6 +8,7 @@ mod door;
 mod git;
 mod links;
 mod mlflow;
+mod output;
 mod recovery;
 mod support;
 mod validate;

@@ -325,7 +325,10 @@ fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
                 .env("RUNBOOK_CRASH_AT", n.to_string())
                 .run();
             assert_eq!(done.code, -1, "crash point {n}");
-            let wrote = ws.last_log().iter().any(|e| e["event"] == "disk" && e["op"]["write"] == "models/registry.json");
+            let wrote = ws
+                .last_log()
+                .iter()
+                .any(|e| e["event"] == "disk" && e["op"]["write"] == "models/registry.json");
             wrote.then_some(ws)
         })
         .unwrap();
