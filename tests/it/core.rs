@@ -151,7 +151,7 @@ fn run_log_has_every_event_and_field() {
     let first = &log[0];
     assert_eq!(first["event"], "run_start");
     assert_eq!(first["name"], "full_rollback");
-    assert_eq!(first["version"], "1.3.0");
+    assert_eq!(first["version"], "1.4.0");
     assert_eq!(first["params"]["model"], "sl_forecaster");
     assert_eq!(first["runbook"], full_rollback());
     let text = std::fs::read(full_rollback()).unwrap();
@@ -562,7 +562,7 @@ fn list_and_docs_describe_runbooks_and_primitives() {
         .arg(&dir)
         .run()
         .success()
-        .stdout_has("full_rollback 1.3.0")
+        .stdout_has("full_rollback 1.4.0")
         .stdout_has("--param model=<string>  default sl_forecaster");
     let docs = ws.runbook(&["docs"]).run().success();
     for needle in [
