@@ -221,7 +221,7 @@ fn load_model(ctx: &RunContext, path: &str) -> Result<ModelRef> {
     let rel = ctx.ws.resolve(path)?;
     let model = match ctx.ws.content(&rel)? {
         Content::Disk(abs) => Model::load(&abs, rel.as_str())?,
-        Content::Bytes(b) => Model::from_json_bytes(&b, rel.as_str())?,
+        Content::Bytes(b) => Model::from_bytes(&b, rel.as_str())?,
     };
     Ok(ModelRef(Rc::new(ModelSpec::Native { model, path: rel })))
 }

@@ -7,15 +7,22 @@
 //! silently) and fast on large data, since it sits on the critical path of an incident.
 //!
 //! - [`data`]: [`Dataset`] from CSV (parallel parser) or `.npy`.
-//! - [`model`]: [`Model`], a linear model or an XGBoost booster read from JSON, and predict.
-//! - [`xgboost`]: native evaluation of XGBoost JSON models.
+//! - [`model`]: [`Model`], a linear model, an XGBoost booster or a LightGBM model, told
+//!   apart by content, and predict.
+//! - [`xgboost`]: native evaluation of XGBoost models (JSON and UBJSON, via [`ubjson`]).
+//! - [`lightgbm`]: native evaluation of LightGBM text models.
 //! - [`external`]: any other model format, through a predictor command.
-//! - [`metrics`]: MSE, RMSE, MAE, R², max absolute error.
+//! - [`metrics`]: MSE, RMSE, MAE, R², max absolute error; log loss and accuracy for
+//!   classifiers.
 
 pub mod data;
 pub mod external;
+#[cfg(test)]
+mod fixtures;
+pub mod lightgbm;
 pub mod metrics;
 pub mod model;
+pub mod ubjson;
 pub mod xgboost;
 
 pub use data::{
