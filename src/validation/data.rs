@@ -103,7 +103,11 @@ impl Dataset {
     /// Row `row` (0-based) for messages: `row 12`, or ``row 12 (`symbol` `AAPL`)`` when the
     /// data has an id column.
     pub fn describe_row(&self, row: usize) -> String {
-        match self.ids.as_ref().and_then(|ids| Some((&ids.column, ids.values.get(row)?))) {
+        match self
+            .ids
+            .as_ref()
+            .and_then(|ids| Some((&ids.column, ids.values.get(row)?)))
+        {
             Some((column, id)) => format!("row {} (`{column}` `{id}`)", row + 1),
             None => format!("row {}", row + 1),
         }
@@ -124,11 +128,7 @@ impl Dataset {
         if missing.is_empty() {
             return Ok(columns);
         }
-        if let Some(text) = self
-            .text_columns
-            .iter()
-            .find(|t| names.contains(&t.name))
-        {
+        if let Some(text) = self.text_columns.iter().find(|t| names.contains(&t.name)) {
             return Err(Error::invalid(
                 format!("model `{model_source}`"),
                 format!(
@@ -324,8 +324,17 @@ pub fn load_csv(input: impl Input, display_path: &str, target: &str) -> Result<D
 }
 
 /// [`load_csv`] with every option: delimiter, features, timestamp and id columns, limit.
-pub fn load_csv_with(input: impl Input, display_path: &str, options: &CsvOptions) -> Result<Dataset> {
-    let bytes = read_bounded(input.open(display_path)?, display_path, options.max_bytes, "data")?;
+pub fn load_csv_with(
+    input: impl Input,
+    display_path: &str,
+    options: &CsvOptions,
+) -> Result<Dataset> {
+    let bytes = read_bounded(
+        input.open(display_path)?,
+        display_path,
+        options.max_bytes,
+        "data",
+    )?;
     parse_csv_with(&bytes, display_path, options)
 }
 
@@ -396,7 +405,12 @@ pub fn parse_csv(bytes: &[u8], display_path: &str, target: &str) -> Result<Datas
 /// Parse CSV `bytes` with `options`. See [`load_csv_with`].
 pub fn parse_csv_with(bytes: &[u8], display_path: &str, options: &CsvOptions) -> Result<Dataset> {
     if bytes.len() as u64 > options.max_bytes {
-        return Err(too_large(display_path, "data", bytes.len() as u64, options.max_bytes));
+        return Err(too_large(
+            display_path,
+            "data",
+            bytes.len() as u64,
+            options.max_bytes,
+        ));
     }
     let threads = thread::available_parallelism()
         .map(|n| n.get())
@@ -455,7 +469,11 @@ fn parse_csv_chunked(
     let header_end = record_end(bytes, 0, quoted).unwrap_or(bytes.len());
     let header = trim_cr(&bytes[..header_end]);
     if std::str::from_utf8(header).is_err() {
-        return Err(parse_error(1, 1, "the header line is not UTF-8 text".into()));
+        return Err(parse_error(
+            1,
+            1,
+            "the header line is not UTF-8 text".into(),
+        ));
     }
     let columns = split_header(header, delimiter).map_err(|m| parse_error(1, 1, m))?;
     for (i, name) in columns.iter().enumerate() {
@@ -480,7 +498,11 @@ fn parse_csv_chunked(
         })
     };
     let target_col = find(&options.target, "target")?;
-    let timestamp_col = options.timestamp.as_deref().map(|t| find(t, "timestamp")).transpose()?;
+    let timestamp_col = options
+        .timestamp
+        .as_deref()
+        .map(|t| find(t, "timestamp"))
+        .transpose()?;
     let id_col = options.id.as_deref().map(|t| find(t, "id")).transpose()?;
     if let Some(features) = &options.features {
         for f in features {
@@ -558,7 +580,9 @@ fn parse_csv_chunked(
     let matrix_bytes = (total_slots as u64)
         .saturating_mul(nf as u64 + 2)
         .saturating_mul(8);
-    let matrix_limit = options.max_bytes.saturating_mul(MATRIX_BYTES_PER_INPUT_BYTE);
+    let matrix_limit = options
+        .max_bytes
+        .saturating_mul(MATRIX_BYTES_PER_INPUT_BYTE);
     if matrix_bytes > matrix_limit {
         return Err(Error::invalid(
             format!("data `{display_path}`"),
@@ -573,7 +597,11 @@ fn parse_csv_chunked(
     // Pass 2: parse every chunk into its own rows of `x`, `y` and the timestamps.
     let mut x = zeroed_buffer::<f64>(total_slots * nf);
     let mut y = zeroed_buffer::<f64>(total_slots);
-    let mut ts = zeroed_buffer::<i64>(if timestamp_col.is_some() { total_slots } else { 0 });
+    let mut ts = zeroed_buffer::<i64>(if timestamp_col.is_some() {
+        total_slots
+    } else {
+        0
+    });
     let mut jobs = Vec::with_capacity(chunks.len());
     {
         let (mut x_rest, mut y_rest, mut ts_rest) =
@@ -831,8 +859,12 @@ impl ScannedCell {
             raw
         } else {
             match raw {
-                std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.trim_matches([' ', '\t'])),
-                std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.trim_matches([' ', '\t']).to_string()),
+                std::borrow::Cow::Borrowed(s) => {
+                    std::borrow::Cow::Borrowed(s.trim_matches([' ', '\t']))
+                }
+                std::borrow::Cow::Owned(s) => {
+                    std::borrow::Cow::Owned(s.trim_matches([' ', '\t']).to_string())
+                }
             }
         }
     }
@@ -847,7 +879,11 @@ struct CellError {
 /// Find the extent of the cell that starts at `pos`, by RFC 4180: a cell either is quoted
 /// (spaces around the quotes are allowed, `""` is a quote, delimiters and newlines inside
 /// are content) or runs to the next delimiter or newline and holds no quote.
-fn scan_cell(bytes: &[u8], pos: usize, delimiter: u8) -> std::result::Result<ScannedCell, CellError> {
+fn scan_cell(
+    bytes: &[u8],
+    pos: usize,
+    delimiter: u8,
+) -> std::result::Result<ScannedCell, CellError> {
     let len = bytes.len();
     let mut i = pos;
     while i < len && (bytes[i] == b' ' || (bytes[i] == b'\t' && delimiter != b'\t')) {
@@ -1486,9 +1522,18 @@ fn read_npy_file(input: impl Input, display_path: &str) -> Result<ArrayD<f64>> {
         .map_err(|e| Error::io(display_path, "read", e))?
         .len();
     if size > DEFAULT_MAX_INPUT_BYTES {
-        return Err(too_large(display_path, "data", size, DEFAULT_MAX_INPUT_BYTES));
+        return Err(too_large(
+            display_path,
+            "data",
+            size,
+            DEFAULT_MAX_INPUT_BYTES,
+        ));
     }
-    read_npy(&mut io::BufReader::with_capacity(1 << 16, file), size, display_path)
+    read_npy(
+        &mut io::BufReader::with_capacity(1 << 16, file),
+        size,
+        display_path,
+    )
 }
 
 /// Read a float64 or float32 `.npy` array of any rank, as f64, from `input` (a file or
@@ -1500,7 +1545,10 @@ fn read_npy_file(input: impl Input, display_path: &str) -> Result<ArrayD<f64>> {
 fn read_npy(input: &mut impl Read, total_len: u64, display_path: &str) -> Result<ArrayD<f64>> {
     // The header is at most 64 KiB (version 1) or 4 GiB (later versions): bound what the
     // header parser may read by the input itself.
-    let mut input = CountingReader { inner: input, read: 0 };
+    let mut input = CountingReader {
+        inner: input,
+        read: 0,
+    };
     let header = Header::from_reader(&mut input).map_err(|e| match e {
         ReadHeaderError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => npy_error(
             display_path,
@@ -1763,7 +1811,10 @@ mod tests {
         assert!(err.contains("`1.5x`") && err.contains("line 3"), "{err}");
         // The target is always strict.
         let err = message("a,y\n1,2\n3,two\n");
-        assert!(err.contains("`two` in column `y`") && err.contains("line 3"), "{err}");
+        assert!(
+            err.contains("`two` in column `y`") && err.contains("line 3"),
+            "{err}"
+        );
     }
 
     /// A column that holds text is left out, not an error, until a model needs it.
@@ -1780,7 +1831,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("needs feature `symbol`") && err.contains("holds text (line 2 has `AAPL`)"),
+            err.contains("needs feature `symbol`")
+                && err.contains("holds text (line 2 has `AAPL`)"),
             "{err}"
         );
     }
@@ -1811,10 +1863,21 @@ mod tests {
         let d = parse_csv_with(b"a\tb\ty\n\"x\ny\"\t1\t2\n\"z\"\tbad\t3\n", "t.tsv", &o).unwrap();
         assert_eq!(d.features, Vec::<String>::new());
         assert_eq!(d.text_columns[1].line, 4);
-        let err = parse_csv_with(b"ts,y\n2026-13-01,1\n", "d.csv", &CsvOptions { timestamp: Some("ts".into()), ..CsvOptions::new("y") })
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`2026-13-01` in timestamp column `ts` is not a timestamp") && err.contains("line 2"), "{err}");
+        let err = parse_csv_with(
+            b"ts,y\n2026-13-01,1\n",
+            "d.csv",
+            &CsvOptions {
+                timestamp: Some("ts".into()),
+                ..CsvOptions::new("y")
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`2026-13-01` in timestamp column `ts` is not a timestamp")
+                && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1829,7 +1892,10 @@ mod tests {
         for threads in [2, 3, 7] {
             let many = parse_csv_chunked(text.as_bytes(), "d.csv", &o, threads, 64).unwrap();
             assert_eq!((&many.x, &many.y), (&one.x, &one.y), "{threads} threads");
-            assert_eq!(many.ids.as_ref().unwrap().values, one.ids.as_ref().unwrap().values);
+            assert_eq!(
+                many.ids.as_ref().unwrap().values,
+                one.ids.as_ref().unwrap().values
+            );
         }
         assert_eq!(one.ids.unwrap().values[599], "r599,\n\"q\"");
     }
@@ -1849,21 +1915,39 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_timestamp(text), Some(want), "{text}");
         }
-        for bad in ["2026-02-30", "2026-11-01T24:00:00", "20261101", "2026-11-01T00:00:00Zx", "2026-11-01T00:00:00.Z", ""] {
+        for bad in [
+            "2026-02-30",
+            "2026-11-01T24:00:00",
+            "20261101",
+            "2026-11-01T00:00:00Zx",
+            "2026-11-01T00:00:00.Z",
+            "",
+        ] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
         assert_eq!(format_timestamp(-1_000_000), "1969-12-31T23:59:59Z");
-        assert_eq!(format_timestamp(951_825_600_500_000), "2000-02-29T12:00:00.500000Z");
+        assert_eq!(
+            format_timestamp(951_825_600_500_000),
+            "2000-02-29T12:00:00.500000Z"
+        );
     }
 
     #[test]
     fn inputs_over_the_limit_are_refused_before_allocating() {
         let mut o = CsvOptions::new("y");
         o.max_bytes = 10;
-        let err = parse_csv_with(b"a,y\n1,2\n3,4\n", "d.csv", &o).unwrap_err().to_string();
-        assert!(err.contains("more than the") && err.contains("`max_bytes`"), "{err}");
+        let err = parse_csv_with(b"a,y\n1,2\n3,4\n", "d.csv", &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than the") && err.contains("`max_bytes`"),
+            "{err}"
+        );
         // A million blank lines under a thousand-column header claim rows that cannot exist.
-        let mut text = (0..1000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
+        let mut text = (0..1000)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
         text.push_str(",y\n");
         text.push_str(&"\n".repeat(1_000_000));
         let err = parse(&text).unwrap_err().to_string();
@@ -1871,8 +1955,13 @@ mod tests {
         // A 928-byte .npy whose header claims shape (10^12, 9).
         let mut npy = raw_npy("<f8", false, "(1000000000000, 9)", &[]);
         npy.resize(928, 0);
-        let err = parse_npy_matrix(&npy, "huge.npy", None).unwrap_err().to_string();
-        assert!(err.contains("announces shape [1000000000000, 9]") && err.contains("holds only"), "{err}");
+        let err = parse_npy_matrix(&npy, "huge.npy", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("announces shape [1000000000000, 9]") && err.contains("holds only"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1925,9 +2014,18 @@ mod tests {
             let end = if i % 2 == 0 { "\r\n" } else { "\n" };
             text.push_str(&format!("{i},{missing},{},{}e-3{end}", -i, i * 7));
         }
-        let one = parse_csv_chunked(text.as_bytes(), "d.csv", &CsvOptions::new("y"), 1, usize::MAX).unwrap();
+        let one = parse_csv_chunked(
+            text.as_bytes(),
+            "d.csv",
+            &CsvOptions::new("y"),
+            1,
+            usize::MAX,
+        )
+        .unwrap();
         for threads in [2, 3, 8] {
-            let many = parse_csv_chunked(text.as_bytes(), "d.csv", &CsvOptions::new("y"), threads, 64).unwrap();
+            let many =
+                parse_csv_chunked(text.as_bytes(), "d.csv", &CsvOptions::new("y"), threads, 64)
+                    .unwrap();
             assert_eq!(many.x.dim(), (997, 3));
             // NaN != NaN, so compare the bits.
             let bits = |d: &Dataset| {

@@ -90,7 +90,11 @@ fn every_fixture_agrees_with_its_library() {
             };
             if got.len() != w.len() || got.iter().zip(w).any(|(g, w)| !close(*g, *w)) {
                 bad += 1;
-                first.get_or_insert(format!("row {}: got {got:?}, {} says {w:?}", r + 1, case.library));
+                first.get_or_insert(format!(
+                    "row {}: got {got:?}, {} says {w:?}",
+                    r + 1,
+                    case.library
+                ));
             }
         }
         if bad > 0 {
@@ -155,9 +159,17 @@ fn every_fixture_kind_is_covered() {
     ] {
         assert!(objectives.contains(&want), "no fixture for {want}");
     }
-    for dir in ["xgboost/dart", "xgboost/gblinear", "xgboost/categorical", "xgboost/regression_ubj", "lightgbm/categorical"] {
+    for dir in [
+        "xgboost/dart",
+        "xgboost/gblinear",
+        "xgboost/categorical",
+        "xgboost/regression_ubj",
+        "lightgbm/categorical",
+    ] {
         assert!(
-            all.cases.iter().any(|c| format!("{}/{}", c.library, c.case) == dir),
+            all.cases
+                .iter()
+                .any(|c| format!("{}/{}", c.library, c.case) == dir),
             "no fixture {dir}"
         );
     }

@@ -128,9 +128,15 @@ impl Model {
                 None => header.push((number, key, value)),
             }
         }
-        let get = |key: &str| header.iter().find(|(_, k, _)| *k == key).map(|(n, _, v)| (*n, *v));
+        let get = |key: &str| {
+            header
+                .iter()
+                .find(|(_, k, _)| *k == key)
+                .map(|(n, _, v)| (*n, *v))
+        };
         let count = |key: &str| -> Result<usize> {
-            let (n, v) = get(key).ok_or_else(|| parse_error(0, format!("the header has no `{key}`")))?;
+            let (n, v) =
+                get(key).ok_or_else(|| parse_error(0, format!("the header has no `{key}`")))?;
             v.trim()
                 .parse()
                 .map_err(|_| parse_error(n, format!("`{key}` is `{v}`, not a count")))
@@ -153,14 +159,18 @@ impl Model {
                 if names.len() != num_features {
                     return Err(parse_error(
                         n,
-                        format!("it names {} features but `max_feature_idx` says {num_features}", names.len()),
+                        format!(
+                            "it names {} features but `max_feature_idx` says {num_features}",
+                            names.len()
+                        ),
                     ));
                 }
                 names
             }
             None => (0..num_features).map(|i| format!("Column_{i}")).collect(),
         };
-        let (_, objective_line) = get("objective").ok_or_else(|| parse_error(0, "the header has no `objective`".into()))?;
+        let (_, objective_line) = get("objective")
+            .ok_or_else(|| parse_error(0, "the header has no `objective`".into()))?;
         let mut words = objective_line.split(' ');
         let objective = words.next().unwrap_or("").to_string();
         let options: Vec<&str> = words.collect();
@@ -175,9 +185,21 @@ impl Model {
             {
                 Transform::SignedSquare
             }
-            "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "rmse"
-            | "regression_l1" | "l1" | "mean_absolute_error" | "mae" | "huber" | "fair"
-            | "quantile" | "mape" | "mean_absolute_percentage_error" => Transform::Identity,
+            "regression"
+            | "regression_l2"
+            | "l2"
+            | "mean_squared_error"
+            | "mse"
+            | "rmse"
+            | "regression_l1"
+            | "l1"
+            | "mean_absolute_error"
+            | "mae"
+            | "huber"
+            | "fair"
+            | "quantile"
+            | "mape"
+            | "mean_absolute_percentage_error" => Transform::Identity,
             "binary" => {
                 let scale = option("sigmoid").map_or(Ok(1.0), |s| {
                     s.parse::<f64>()
@@ -201,10 +223,12 @@ impl Model {
 
         let mut trees = Vec::with_capacity(tree_blocks.len());
         for (t, block) in tree_blocks.iter().enumerate() {
-            let tree = parse_tree(block, num_features).map_err(|(line, m)| {
-                parse_error(line, format!("tree {t}: {m}"))
-            })?;
-            if block.iter().any(|(_, k, v)| *k == "is_linear" && v.trim() != "0") {
+            let tree = parse_tree(block, num_features)
+                .map_err(|(line, m)| parse_error(line, format!("tree {t}: {m}")))?;
+            if block
+                .iter()
+                .any(|(_, k, v)| *k == "is_linear" && v.trim() != "0")
+            {
                 return Err(refuse(format!("tree {t} is a linear tree, which")));
             }
             trees.push(tree);
@@ -212,7 +236,10 @@ impl Model {
         if trees.len() % per_iteration != 0 {
             return Err(parse_error(
                 0,
-                format!("it has {} trees, not a whole number of rounds of {per_iteration}", trees.len()),
+                format!(
+                    "it has {} trees, not a whole number of rounds of {per_iteration}",
+                    trees.len()
+                ),
             ));
         }
         Ok(Model {
@@ -349,7 +376,7 @@ impl Tree {
     fn categorical(&self, n: &Node, v: f64) -> i32 {
         // NaN, negative values and values past i32 (undefined in C++, negative on x86) go
         // right, as in LightGBM.
-        if v.is_nan() || v < 0.0 || v >= 2_147_483_648.0 {
+        if !(0.0..2_147_483_648.0).contains(&v) {
             return n.right;
         }
         let category = v as usize;
@@ -390,7 +417,12 @@ type Lines<'a> = [(usize, &'a str, &'a str)];
 
 fn parse_tree(block: &Lines, num_features: usize) -> Result<Tree, (usize, String)> {
     let first = block.first().map_or(0, |(n, _, _)| *n);
-    let field = |key: &str| block.iter().find(|(_, k, _)| *k == key).map(|(n, _, v)| (*n, *v));
+    let field = |key: &str| {
+        block
+            .iter()
+            .find(|(_, k, _)| *k == key)
+            .map(|(n, _, v)| (*n, *v))
+    };
     let list = |key: &str, want: usize| -> Result<Vec<&str>, (usize, String)> {
         if want == 0 {
             return Ok(Vec::new());
@@ -398,18 +430,29 @@ fn parse_tree(block: &Lines, num_features: usize) -> Result<Tree, (usize, String
         let (n, v) = field(key).ok_or((first, format!("it has no `{key}`")))?;
         let items: Vec<&str> = v.split(' ').collect();
         if items.len() != want {
-            return Err((n, format!("`{key}` has {} entries, expected {want}", items.len())));
+            return Err((
+                n,
+                format!("`{key}` has {} entries, expected {want}", items.len()),
+            ));
         }
         Ok(items)
     };
-    fn numbers<T: std::str::FromStr>(items: &[&str], key: &str, line: usize) -> Result<Vec<T>, (usize, String)> {
+    fn numbers<T: std::str::FromStr>(
+        items: &[&str],
+        key: &str,
+        line: usize,
+    ) -> Result<Vec<T>, (usize, String)> {
         items
             .iter()
-            .map(|s| s.parse::<T>().map_err(|_| (line, format!("`{key}` holds `{s}`, not a number"))))
+            .map(|s| {
+                s.parse::<T>()
+                    .map_err(|_| (line, format!("`{key}` holds `{s}`, not a number")))
+            })
             .collect()
     }
     let line_of = |key: &str| field(key).map_or(first, |(n, _)| n);
-    let (nl_line, leaves) = field("num_leaves").ok_or((first, "it has no `num_leaves`".to_string()))?;
+    let (nl_line, leaves) =
+        field("num_leaves").ok_or((first, "it has no `num_leaves`".to_string()))?;
     let leaves: usize = leaves
         .trim()
         .parse()
@@ -419,31 +462,73 @@ fn parse_tree(block: &Lines, num_features: usize) -> Result<Tree, (usize, String
     // A tree is never larger than its lines: this bounds every allocation by the file.
     let longest = block.iter().map(|(_, _, v)| v.len()).max().unwrap_or(0);
     if leaves > longest / 2 + 2 {
-        return Err((nl_line, format!("`num_leaves` is {leaves}, more than its lists hold")));
+        return Err((
+            nl_line,
+            format!("`num_leaves` is {leaves}, more than its lists hold"),
+        ));
     }
-    let leaf_values: Vec<f64> = numbers(&list("leaf_value", leaves)?, "leaf_value", line_of("leaf_value"))?;
+    let leaf_values: Vec<f64> = numbers(
+        &list("leaf_value", leaves)?,
+        "leaf_value",
+        line_of("leaf_value"),
+    )?;
     let internal = leaves - 1;
-    let features: Vec<usize> = numbers(&list("split_feature", internal)?, "split_feature", line_of("split_feature"))?;
-    let thresholds: Vec<f64> = numbers(&list("threshold", internal)?, "threshold", line_of("threshold"))?;
-    let decisions: Vec<u8> = numbers(&list("decision_type", internal)?, "decision_type", line_of("decision_type"))?;
-    let lefts: Vec<i32> = numbers(&list("left_child", internal)?, "left_child", line_of("left_child"))?;
-    let rights: Vec<i32> = numbers(&list("right_child", internal)?, "right_child", line_of("right_child"))?;
+    let features: Vec<usize> = numbers(
+        &list("split_feature", internal)?,
+        "split_feature",
+        line_of("split_feature"),
+    )?;
+    let thresholds: Vec<f64> = numbers(
+        &list("threshold", internal)?,
+        "threshold",
+        line_of("threshold"),
+    )?;
+    let decisions: Vec<u8> = numbers(
+        &list("decision_type", internal)?,
+        "decision_type",
+        line_of("decision_type"),
+    )?;
+    let lefts: Vec<i32> = numbers(
+        &list("left_child", internal)?,
+        "left_child",
+        line_of("left_child"),
+    )?;
+    let rights: Vec<i32> = numbers(
+        &list("right_child", internal)?,
+        "right_child",
+        line_of("right_child"),
+    )?;
     let num_cat: usize = field("num_cat")
-        .map(|(n, v)| v.trim().parse().map_err(|_| (n, format!("`num_cat` is `{v}`"))))
+        .map(|(n, v)| {
+            v.trim()
+                .parse()
+                .map_err(|_| (n, format!("`num_cat` is `{v}`")))
+        })
         .transpose()?
         .unwrap_or(0);
     let (cat_boundaries, cat_threshold) = if num_cat > 0 {
         if num_cat > internal {
-            return Err((line_of("num_cat"), format!("`num_cat` is {num_cat} for {internal} splits")));
+            return Err((
+                line_of("num_cat"),
+                format!("`num_cat` is {num_cat} for {internal} splits"),
+            ));
         }
-        let boundaries: Vec<usize> = numbers(&list("cat_boundaries", num_cat + 1)?, "cat_boundaries", line_of("cat_boundaries"))?;
-        let (bn, words) = field("cat_threshold").ok_or((first, "it has no `cat_threshold`".to_string()))?;
+        let boundaries: Vec<usize> = numbers(
+            &list("cat_boundaries", num_cat + 1)?,
+            "cat_boundaries",
+            line_of("cat_boundaries"),
+        )?;
+        let (bn, words) =
+            field("cat_threshold").ok_or((first, "it has no `cat_threshold`".to_string()))?;
         let words: Vec<u32> = numbers(&words.split(' ').collect::<Vec<_>>(), "cat_threshold", bn)?;
         if boundaries[0] != 0
             || boundaries.windows(2).any(|w| w[0] > w[1])
             || boundaries[num_cat] != words.len()
         {
-            return Err((line_of("cat_boundaries"), "`cat_boundaries` do not partition `cat_threshold`".into()));
+            return Err((
+                line_of("cat_boundaries"),
+                "`cat_boundaries` do not partition `cat_threshold`".into(),
+            ));
         }
         (boundaries, words)
     } else {
@@ -452,12 +537,23 @@ fn parse_tree(block: &Lines, num_features: usize) -> Result<Tree, (usize, String
     let mut nodes = Vec::with_capacity(internal);
     for i in 0..internal {
         if features[i] >= num_features {
-            return Err((line_of("split_feature"), format!("node {i} splits on feature {}, but the model has {num_features}", features[i])));
+            return Err((
+                line_of("split_feature"),
+                format!(
+                    "node {i} splits on feature {}, but the model has {num_features}",
+                    features[i]
+                ),
+            ));
         }
         if decisions[i] & CATEGORICAL_MASK != 0 {
             let t = thresholds[i];
             if !(t >= 0.0 && (t as usize) < num_cat) || t.fract() != 0.0 {
-                return Err((line_of("threshold"), format!("categorical node {i} names category set {t}, but the tree has {num_cat}")));
+                return Err((
+                    line_of("threshold"),
+                    format!(
+                        "categorical node {i} names category set {t}, but the tree has {num_cat}"
+                    ),
+                ));
             }
         }
         nodes.push(Node {
@@ -477,14 +573,22 @@ fn parse_tree(block: &Lines, num_features: usize) -> Result<Tree, (usize, String
             if at >= 0 {
                 let i = at as usize;
                 if i >= internal || std::mem::replace(&mut seen_node[i], true) {
-                    return Err((line_of("left_child"), format!("node {i} is out of range or reached twice, so it is not a tree")));
+                    return Err((
+                        line_of("left_child"),
+                        format!("node {i} is out of range or reached twice, so it is not a tree"),
+                    ));
                 }
                 stack.push(nodes[i].left);
                 stack.push(nodes[i].right);
             } else {
                 let leaf = !at as usize;
                 if leaf >= leaves || std::mem::replace(&mut seen_leaf[leaf], true) {
-                    return Err((line_of("left_child"), format!("leaf {leaf} is out of range or reached twice, so it is not a tree")));
+                    return Err((
+                        line_of("left_child"),
+                        format!(
+                            "leaf {leaf} is out of range or reached twice, so it is not a tree"
+                        ),
+                    ));
                 }
             }
         }

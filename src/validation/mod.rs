@@ -33,8 +33,8 @@ pub use data::{
     parse_csv_with, parse_npy_matrix, parse_npy_pair, parse_timestamp, CsvOptions, Dataset, Input,
     DEFAULT_MAX_INPUT_BYTES,
 };
-pub use parquet::{load_parquet, parse_parquet, ParquetOptions};
 pub use external::predict_external;
-pub use metrics::{mae, max_abs_error, mse, r2, rmse};
+pub use metrics::{accuracy, log_loss, log_loss_binary, mae, max_abs_error, mse, r2, rmse};
 pub use model::Model;
+pub use parquet::{load_parquet, parse_parquet, ParquetOptions};
 pub use xgboost::Booster;

@@ -37,9 +37,9 @@ pub enum Model {
         source: String,
     },
     /// A gradient-boosted tree ensemble (or linear booster) from XGBoost.
-    XGBoost(Booster),
+    XGBoost(Box<Booster>),
     /// A gradient-boosted tree ensemble from LightGBM.
-    LightGbm(lightgbm::Model),
+    LightGbm(Box<lightgbm::Model>),
 }
 
 /// Everything a supported model document may hold at its top level; which fields are present
@@ -58,7 +58,8 @@ impl Model {
     /// Read and parse a model file (at most [`MAX_MODEL_BYTES`]). See [`Model::from_bytes`].
     pub fn load(input: impl crate::validation::data::Input, display_path: &str) -> Result<Model> {
         let file = input.open(display_path)?;
-        let bytes = crate::validation::data::read_bounded(file, display_path, MAX_MODEL_BYTES, "model")?;
+        let bytes =
+            crate::validation::data::read_bounded(file, display_path, MAX_MODEL_BYTES, "model")?;
         Model::from_bytes(&bytes, display_path)
     }
 
@@ -67,10 +68,11 @@ impl Model {
     /// with `"type": "linear"` is a linear model, one with `learner` an XGBoost model.
     pub fn from_bytes(bytes: &[u8], display_path: &str) -> Result<Model> {
         if lightgbm::looks_like_lightgbm(bytes) {
-            return lightgbm::Model::from_text(bytes, display_path).map(Model::LightGbm);
+            return lightgbm::Model::from_text(bytes, display_path)
+                .map(|m| Model::LightGbm(Box::new(m)));
         }
         if crate::validation::ubjson::looks_like_ubjson(bytes) {
-            return Booster::from_bytes(bytes, display_path).map(Model::XGBoost);
+            return Booster::from_bytes(bytes, display_path).map(|b| Model::XGBoost(Box::new(b)));
         }
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first.is_some() && first != Some(&b'{') && !bytes.starts_with(b"\xEF\xBB\xBF{") {
@@ -94,7 +96,8 @@ impl Model {
         })?;
         let invalid = |message: String| Error::invalid(format!("model `{display_path}`"), message);
         if let Some(learner) = doc.learner {
-            return Booster::from_learner(learner, display_path).map(Model::XGBoost);
+            return Booster::from_learner(learner, display_path)
+                .map(|b| Model::XGBoost(Box::new(b)));
         }
         match doc.kind.as_deref() {
             Some("linear") => {}

@@ -103,7 +103,11 @@ impl ChunkReader for PreadFile {
 }
 
 /// Load a Parquet file. `display_path` names it in messages.
-pub fn load_parquet(input: impl Input, display_path: &str, options: &ParquetOptions) -> Result<Dataset> {
+pub fn load_parquet(
+    input: impl Input,
+    display_path: &str,
+    options: &ParquetOptions,
+) -> Result<Dataset> {
     let file = input.open(display_path)?;
     let size = file
         .metadata()
@@ -124,7 +128,11 @@ pub fn load_parquet(input: impl Input, display_path: &str, options: &ParquetOpti
 }
 
 /// [`load_parquet`] from the bytes of a file in memory (a file a dry run only simulated).
-pub fn parse_parquet(bytes: &[u8], display_path: &str, options: &ParquetOptions) -> Result<Dataset> {
+pub fn parse_parquet(
+    bytes: &[u8],
+    display_path: &str,
+    options: &ParquetOptions,
+) -> Result<Dataset> {
     let reader = SerializedFileReader::new(Bytes::copy_from_slice(bytes))
         .map_err(|e| parquet_error(display_path, e))?;
     read_dataset(&reader, display_path, options)
@@ -184,11 +192,19 @@ fn read_dataset<R: ChunkReader + 'static>(
         c.max_rep_level() == 0
             && matches!(
                 c.physical_type(),
-                PhysicalType::DOUBLE | PhysicalType::FLOAT | PhysicalType::INT32 | PhysicalType::INT64
+                PhysicalType::DOUBLE
+                    | PhysicalType::FLOAT
+                    | PhysicalType::INT32
+                    | PhysicalType::INT64
             )
             && !matches!(
                 c.logical_type_ref(),
-                Some(LogicalType::Timestamp(_) | LogicalType::Date | LogicalType::Time(_) | LogicalType::Decimal(_))
+                Some(
+                    LogicalType::Timestamp(_)
+                        | LogicalType::Date
+                        | LogicalType::Time(_)
+                        | LogicalType::Decimal(_)
+                )
             )
     };
     let target = find(&options.target, "target")?;
@@ -199,7 +215,11 @@ fn read_dataset<R: ChunkReader + 'static>(
             columns[target].physical_type()
         )));
     }
-    let timestamp = options.timestamp.as_deref().map(|t| find(t, "timestamp")).transpose()?;
+    let timestamp = options
+        .timestamp
+        .as_deref()
+        .map(|t| find(t, "timestamp"))
+        .transpose()?;
     let id = options.id.as_deref().map(|t| find(t, "id")).transpose()?;
     let mut wanted: Vec<(usize, Role)> = vec![(target, Role::Target)];
     let mut text_columns = Vec::new();
@@ -243,7 +263,9 @@ fn read_dataset<R: ChunkReader + 'static>(
     let n_rows = usize::try_from(meta.file_metadata().num_rows())
         .map_err(|_| invalid("it declares a negative number of rows".into()))?;
     let n_features = wanted.iter().filter(|(_, r)| *r == Role::Feature).count();
-    let matrix_bytes = (n_rows as u64).saturating_mul(2 * n_features as u64 + 2).saturating_mul(8);
+    let matrix_bytes = (n_rows as u64)
+        .saturating_mul(2 * n_features as u64 + 2)
+        .saturating_mul(8);
     let limit = options.max_bytes.saturating_mul(4);
     if matrix_bytes > limit {
         return Err(invalid(format!(
@@ -251,11 +273,16 @@ fn read_dataset<R: ChunkReader + 'static>(
         )));
     }
     if n_rows == 0 {
-        return Err(invalid("it has no rows; validation needs at least one".into()));
+        return Err(invalid(
+            "it has no rows; validation needs at least one".into(),
+        ));
     }
 
     // Decode the wanted columns, spread over the cores.
-    let threads = thread::available_parallelism().map_or(1, |n| n.get()).min(wanted.len()).max(1);
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(wanted.len())
+        .max(1);
     let mut decoded: Vec<Option<Result<ColumnData>>> = (0..wanted.len()).map(|_| None).collect();
     thread::scope(|scope| {
         let wanted = &wanted;
@@ -273,13 +300,11 @@ fn read_dataset<R: ChunkReader + 'static>(
             })
             .collect();
         for h in handles {
-            match h.join() {
-                Ok(results) => {
-                    for (k, r) in results {
-                        decoded[k] = Some(r);
-                    }
+            // A thread that panicked leaves its columns `None`, reported below.
+            if let Ok(results) = h.join() {
+                for (k, r) in results {
+                    decoded[k] = Some(r);
                 }
-                Err(_) => {}
             }
         }
     });
@@ -298,10 +323,22 @@ fn read_dataset<R: ChunkReader + 'static>(
                 feature_columns.push(v);
             }
             (Role::Timestamp, ColumnData::Micros(v)) => {
-                timestamps = Some(Timestamps { column: name, micros: v })
+                timestamps = Some(Timestamps {
+                    column: name,
+                    micros: v,
+                })
             }
-            (Role::Id, ColumnData::Text(v)) => ids = Some(Ids { column: name, values: v }),
-            _ => return Err(invalid(format!("column `{name}` could not be read as needed"))),
+            (Role::Id, ColumnData::Text(v)) => {
+                ids = Some(Ids {
+                    column: name,
+                    values: v,
+                })
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "column `{name}` could not be read as needed"
+                )))
+            }
         }
     }
     let y = y.ok_or_else(|| invalid("the target column could not be read".into()))?;
@@ -359,12 +396,18 @@ fn read_column<R: ChunkReader + 'static>(
     let mut defs: Vec<i16> = Vec::new();
     let mut seen_rows = 0usize;
     for g in 0..meta.num_row_groups() {
-        let group = reader.get_row_group(g).map_err(|e| parquet_error(display_path, e))?;
+        let group = reader
+            .get_row_group(g)
+            .map_err(|e| parquet_error(display_path, e))?;
         let group_rows = usize::try_from(group.metadata().num_rows()).unwrap_or(usize::MAX);
         if seen_rows.saturating_add(group_rows) > n_rows {
-            return Err(invalid("its row groups hold more rows than the file declares".into()));
+            return Err(invalid(
+                "its row groups hold more rows than the file declares".into(),
+            ));
         }
-        let col = group.get_column_reader(column).map_err(|e| parquet_error(display_path, e))?;
+        let col = group
+            .get_column_reader(column)
+            .map_err(|e| parquet_error(display_path, e))?;
         // Reads up to `group_rows` records with a typed reader into `values`, then spreads
         // them over the rows with the definition levels (a level below the maximum is null).
         macro_rules! read_all {
@@ -425,7 +468,12 @@ fn read_column<R: ChunkReader + 'static>(
             (Role::Timestamp, ColumnReader::Int64ColumnReader(r)) if unit_scale.is_some() => {
                 let (mul, div) = unit_scale.unwrap_or((1, 1));
                 read_all!(r, i64, |v: Option<&i64>| -> Result<()> {
-                    let v = v.ok_or_else(|| invalid(format!("timestamp column `{name}` has an empty cell in row {}", micros.len() + 1)))?;
+                    let v = v.ok_or_else(|| {
+                        invalid(format!(
+                            "timestamp column `{name}` has an empty cell in row {}",
+                            micros.len() + 1
+                        ))
+                    })?;
                     micros.push(v.div_euclid(div).saturating_mul(mul));
                     Ok(())
                 })
@@ -433,27 +481,42 @@ fn read_column<R: ChunkReader + 'static>(
             (Role::Timestamp, ColumnReader::Int32ColumnReader(r)) if unit_scale.is_some() => {
                 let (mul, _) = unit_scale.unwrap_or((1, 1));
                 read_all!(r, i32, |v: Option<&i32>| -> Result<()> {
-                    let v = v.ok_or_else(|| invalid(format!("timestamp column `{name}` has an empty cell in row {}", micros.len() + 1)))?;
+                    let v = v.ok_or_else(|| {
+                        invalid(format!(
+                            "timestamp column `{name}` has an empty cell in row {}",
+                            micros.len() + 1
+                        ))
+                    })?;
                     micros.push(i64::from(*v).saturating_mul(mul));
                     Ok(())
                 })
             }
             (Role::Timestamp, ColumnReader::ByteArrayColumnReader(r)) => {
-                read_all!(r, parquet::data_type::ByteArray, |v: Option<&parquet::data_type::ByteArray>| -> Result<()> {
-                    let row = micros.len() + 1;
-                    let t = v
+                read_all!(
+                    r,
+                    parquet::data_type::ByteArray,
+                    |v: Option<&parquet::data_type::ByteArray>| -> Result<()> {
+                        let row = micros.len() + 1;
+                        let t = v
                         .and_then(|b| std::str::from_utf8(b.data()).ok())
                         .and_then(|s| parse_timestamp(s.trim()))
                         .ok_or_else(|| invalid(format!("timestamp column `{name}` holds something that is not a timestamp in row {row} (write RFC 3339, `2026-11-01T09:30:00Z`)")))?;
-                    micros.push(t);
-                    Ok(())
-                })
+                        micros.push(t);
+                        Ok(())
+                    }
+                )
             }
             (Role::Id, ColumnReader::ByteArrayColumnReader(r)) => {
-                read_all!(r, parquet::data_type::ByteArray, |v: Option<&parquet::data_type::ByteArray>| -> Result<()> {
-                    text.push(v.map_or_else(String::new, |b| String::from_utf8_lossy(b.data()).into_owned()));
-                    Ok(())
-                })
+                read_all!(
+                    r,
+                    parquet::data_type::ByteArray,
+                    |v: Option<&parquet::data_type::ByteArray>| -> Result<()> {
+                        text.push(v.map_or_else(String::new, |b| {
+                            String::from_utf8_lossy(b.data()).into_owned()
+                        }));
+                        Ok(())
+                    }
+                )
             }
             (Role::Id, ColumnReader::Int64ColumnReader(r)) => {
                 read_all!(r, i64, |v: Option<&i64>| -> Result<()> {

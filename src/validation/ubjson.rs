@@ -32,7 +32,11 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
 pub fn looks_like_ubjson(bytes: &[u8]) -> bool {
     matches!(
         bytes,
-        [b'{', b'i' | b'U' | b'I' | b'l' | b'L' | b'$' | b'#' | b'}', ..]
+        [
+            b'{',
+            b'i' | b'U' | b'I' | b'l' | b'L' | b'$' | b'#' | b'}',
+            ..
+        ]
     )
 }
 
@@ -136,7 +140,8 @@ impl Reader<'_> {
         let at = self.pos;
         let n = self.length()?;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("the string at byte {at} is not UTF-8"))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| format!("the string at byte {at} is not UTF-8"))
     }
 
     /// The optional `$type` and `#count` after a container's opening marker.
@@ -176,11 +181,10 @@ impl Reader<'_> {
     fn check_count(&self, count: usize, per_item: usize) -> Result<(), String> {
         // Elements of zero width (a typed array of nulls) could claim any count: refuse
         // counts past what the input could describe element by element anyway.
-        let bound = if per_item == 0 {
-            self.remaining()
-        } else {
-            self.remaining() / per_item
-        };
+        let bound = self
+            .remaining()
+            .checked_div(per_item)
+            .unwrap_or(self.remaining());
         if count > bound {
             return Err(format!(
                 "a container at byte {} claims {count} elements, more than the {} bytes left can hold",
@@ -295,7 +299,10 @@ mod tests {
             parse(&doc).unwrap(),
             json!({"a": [1.5, -2.0], "b": "xy", "c": [true, null]})
         );
-        assert_eq!(parse(b"{#i\x01i\x01kl\x00\x00\x01\x00").unwrap(), json!({"k": 256}));
+        assert_eq!(
+            parse(b"{#i\x01i\x01kl\x00\x00\x01\x00").unwrap(),
+            json!({"k": 256})
+        );
     }
 
     #[test]
@@ -307,7 +314,9 @@ mod tests {
         let deep = vec![b'['; 10_000];
         assert!(parse(&deep).unwrap_err().contains("nest"));
         assert!(parse(b"{i\x05ab").unwrap_err().contains("ends"));
-        assert!(parse(b"q").unwrap_err().contains("not a UBJSON type marker"));
+        assert!(parse(b"q")
+            .unwrap_err()
+            .contains("not a UBJSON type marker"));
         assert!(!looks_like_ubjson(b"{\"learner\": 1}"));
     }
 }

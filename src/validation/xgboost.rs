@@ -320,10 +320,13 @@ impl Booster {
         };
         let objective = learner.objective.name.clone();
         let transform = match objective.as_str() {
-            "reg:squarederror" | "reg:linear" | "reg:squaredlogerror" | "reg:absoluteerror"
-            | "reg:pseudohubererror" | "reg:quantileerror" | "binary:logitraw" => {
-                Transform::Identity
-            }
+            "reg:squarederror"
+            | "reg:linear"
+            | "reg:squaredlogerror"
+            | "reg:absoluteerror"
+            | "reg:pseudohubererror"
+            | "reg:quantileerror"
+            | "binary:logitraw" => Transform::Identity,
             "reg:logistic" | "binary:logistic" => Transform::Sigmoid,
             "count:poisson" | "reg:gamma" | "reg:tweedie" => Transform::Exp,
             "binary:hinge" => Transform::Hinge,
@@ -360,7 +363,9 @@ impl Booster {
         let num_class = count("num_class", param.num_class.as_deref())?;
         let num_target = count("num_target", param.num_target.as_deref())?;
         if num_target > 1 {
-            return Err(refuse(format!("a multi-target model ({num_target} targets)")));
+            return Err(refuse(format!(
+                "a multi-target model ({num_target} targets)"
+            )));
         }
         let multi = matches!(transform, Transform::Softprob | Transform::Softmax);
         let n_groups = if multi {
@@ -500,10 +505,7 @@ impl Booster {
         let model: GbTreeModelJson = match tree_booster.model {
             None => GbTreeModelJson::default(),
             Some(m) => serde_json::from_value(m).map_err(|e| {
-                unsupported(format!(
-                    "the tree model is malformed: {}",
-                    json_message(&e)
-                ))
+                unsupported(format!("the tree model is malformed: {}", json_message(&e)))
             })?,
         };
         let n_trees = model.trees.len();
@@ -693,11 +695,7 @@ impl Booster {
 
     /// The margin of every row and group (`rows × groups`, row-major), or the first
     /// `(row, model feature)` whose value xgboost would refuse.
-    fn margins(
-        &self,
-        x: ArrayView2<f64>,
-        columns: &[usize],
-    ) -> Result<Vec<f32>, (usize, usize)> {
+    fn margins(&self, x: ArrayView2<f64>, columns: &[usize]) -> Result<Vec<f32>, (usize, usize)> {
         assert_eq!(
             columns.len(),
             self.num_feature,
@@ -815,7 +813,8 @@ impl Booster {
             let groups = rows.div_ceil(LANES);
             for tree in &self.trees {
                 for lane_group in 0..groups {
-                    let rows_in = &values[lane_group * LANES * width..(lane_group + 1) * LANES * width];
+                    let rows_in =
+                        &values[lane_group * LANES * width..(lane_group + 1) * LANES * width];
                     let leaves = if self.has_categorical {
                         self.walk_lanes::<true>(*tree, rows_in, width)
                     } else {
@@ -986,9 +985,7 @@ impl Booster {
         let mut stack = vec![(0usize, 0u32)];
         while let Some((i, d)) = stack.pop() {
             if std::mem::replace(&mut seen[i], true) {
-                return Err(format!(
-                    "node {i} is reached twice, so it is not a tree"
-                ));
+                return Err(format!("node {i} is reached twice, so it is not a tree"));
             }
             let (l, r) = (tree.left_children[i], tree.right_children[i]);
             if l == -1 {
@@ -1009,8 +1006,12 @@ impl Booster {
                     "node {i} splits on feature {f}, but the model has {num_feature} features"
                 ));
             }
-            if tree.split_type.get(i).is_some_and(|&t| t != 0) && !set_of_node.contains_key(&(i as i64)) {
-                return Err(format!("node {i} is a categorical split without categories"));
+            if tree.split_type.get(i).is_some_and(|&t| t != 0)
+                && !set_of_node.contains_key(&(i as i64))
+            {
+                return Err(format!(
+                    "node {i} is a categorical split without categories"
+                ));
             }
         }
         let mut nodes = Vec::with_capacity(n);
@@ -1232,15 +1233,26 @@ mod tests {
         assert!(!err.contains("fix the file"));
         let cat = stump("reg:squarederror", "0", r#", "split_type": [1, 0, 0]"#);
         let err = Booster::from_json_bytes(cat.as_bytes(), "c.json").unwrap_err();
-        assert!(err.to_string().contains("categorical split without categories"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("categorical split without categories"),
+            "{err}"
+        );
         let dart =
             stump("reg:squarederror", "0", "").replace(r#""name": "gbtree""#, r#""name": "dart""#);
         let err = Booster::from_json_bytes(dart.as_bytes(), "d.json").unwrap_err();
-        assert!(err.to_string().contains("no `gbtree` model inside it"), "{err}");
-        let other =
-            stump("reg:squarederror", "0", "").replace(r#""name": "gbtree""#, r#""name": "gbmagic""#);
+        assert!(
+            err.to_string().contains("no `gbtree` model inside it"),
+            "{err}"
+        );
+        let other = stump("reg:squarederror", "0", "")
+            .replace(r#""name": "gbtree""#, r#""name": "gbmagic""#);
         let err = Booster::from_json_bytes(other.as_bytes(), "o.json").unwrap_err();
-        assert!(err.to_string().contains("booster `gbmagic` cannot be evaluated natively"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("booster `gbmagic` cannot be evaluated natively"),
+            "{err}"
+        );
         let multi = stump("reg:squarederror", "[1,2]", "");
         let err = Booster::from_json_bytes(multi.as_bytes(), "m.json").unwrap_err();
         assert!(err.to_string().contains("base_score"), "{err}");
@@ -1272,7 +1284,10 @@ mod tests {
     #[test]
     fn base_score_forms() {
         assert_eq!(parse_base_score("5E-1"), Some(vec![0.5]));
-        assert_eq!(parse_base_score("[-2.9433351E-2]"), Some(vec![-2.9433351e-2]));
+        assert_eq!(
+            parse_base_score("[-2.9433351E-2]"),
+            Some(vec![-2.9433351e-2])
+        );
         assert_eq!(parse_base_score("[1,2]"), Some(vec![1.0, 2.0]));
         assert_eq!(parse_base_score("abc"), None);
         assert_eq!(parse_base_score("[]"), None);
@@ -1287,7 +1302,10 @@ mod tests {
                 .predict(&data(&[[0.0, 1.0], [0.0, 2.0], [0.0, bad]]))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("row 3 has") && err.contains("feature `b`"), "{err}");
+            assert!(
+                err.contains("row 3 has") && err.contains("feature `b`"),
+                "{err}"
+            );
         }
         // NaN is a missing value, and f32::MAX itself is in range.
         assert!(b.predict(&data(&[[f64::NAN, f64::from(f32::MAX)]])).is_ok());
@@ -1302,7 +1320,15 @@ mod tests {
         );
         let b = Booster::from_json_bytes(cat.as_bytes(), "c.json").unwrap();
         let p = b
-            .predict(&data(&[[2.0, 0.0], [40.0, 0.0], [3.0, 0.0], [-1.0, 0.0], [1e9, 0.0], [2.7, 0.0], [f64::NAN, 0.0]]))
+            .predict(&data(&[
+                [2.0, 0.0],
+                [40.0, 0.0],
+                [3.0, 0.0],
+                [-1.0, 0.0],
+                [1e9, 0.0],
+                [2.7, 0.0],
+                [f64::NAN, 0.0],
+            ]))
             .unwrap();
         // Listed (2, 40, and 2.7 truncated to 2) go right (+1); others left (-1); NaN right
         // (its default side here).
@@ -1311,10 +1337,16 @@ mod tests {
 
     #[test]
     fn best_iteration_past_the_trees_is_refused() {
-        let m = stump("reg:squarederror", "0", "")
-            .replace(r#""feature_names": []"#, r#""feature_names": [], "attributes": {"best_iteration": "5"}"#);
-        let err = Booster::from_json_bytes(m.as_bytes(), "b.json").unwrap_err().to_string();
-        assert!(err.contains("`best_iteration` is 5, past the 1 trees"), "{err}");
+        let m = stump("reg:squarederror", "0", "").replace(
+            r#""feature_names": []"#,
+            r#""feature_names": [], "attributes": {"best_iteration": "5"}"#,
+        );
+        let err = Booster::from_json_bytes(m.as_bytes(), "b.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`best_iteration` is 5, past the 1 trees"),
+            "{err}"
+        );
     }
 }
-
