@@ -21,6 +21,8 @@ pub mod data;
 pub mod external;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod proptests;
 pub mod lightgbm;
 pub mod metrics;
 pub mod model;
