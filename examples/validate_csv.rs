@@ -27,7 +27,11 @@ fn main() -> ExitCode {
         let data = if data_path.ends_with(".npy") {
             load_npy_matrix(Path::new(data_path), data_path, None)?
         } else if data_path.ends_with(".parquet") {
-            load_parquet(Path::new(data_path), data_path, &ParquetOptions::new(target))?
+            load_parquet(
+                Path::new(data_path),
+                data_path,
+                &ParquetOptions::new(target),
+            )?
         } else {
             load_csv(Path::new(data_path), data_path, target)?
         };

@@ -1112,7 +1112,7 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "evaluate",
         &["model_path: &str", "data_path: &str", "Map"],
-        "Load a model and data (CSV with target `y`, or a `.npy` matrix), predict, and return all metrics as in `validate::metrics`; logged as one check.\n```rhai\nlet m = validate::evaluate(\"models/sl_model_v4.json\", \"data/validation.csv\");\n```",
+        "Load a model and data (CSV or Parquet with target `y`, or a `.npy` matrix, told by the extension), predict, and return all metrics as in `validate::metrics` (with `log_loss` and `accuracy` for a classifier); logged as one check, with how the model was evaluated (XGBoost's `best_iteration` cut) when that matters.\n```rhai\nlet m = validate::evaluate(\"models/sl_model_v4.json\", \"data/validation.csv\");\n```",
         move |call: NativeCallContext, model_path: &str, data_path: &str| -> RhaiResult<Map> {
             evaluate(&c, model_path, data_path, DEFAULT_TARGET).map_err(|e| c.fail_at(&call, e))
         },

@@ -21,12 +21,12 @@ pub mod data;
 pub mod external;
 #[cfg(test)]
 mod fixtures;
-#[cfg(test)]
-mod proptests;
 pub mod lightgbm;
 pub mod metrics;
 pub mod model;
 pub mod parquet;
+#[cfg(test)]
+mod proptests;
 pub mod ubjson;
 pub mod xgboost;
 

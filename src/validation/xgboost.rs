@@ -661,25 +661,22 @@ impl Booster {
     /// beyond `f32` is refused, naming its row, as xgboost refuses it.
     pub fn predict_output(&self, data: &Dataset) -> Result<Output> {
         let columns = self.columns(data)?;
-        let margins = self
-            .margins(data.x.view(), &columns)
-            .map_err(|(row, column)| {
-                let feature = &data.features[columns[column]];
-                let value = data.x[[row, columns[column]]];
-                Error::invalid(
-                    format!("data `{}`", data.source),
-                    format!(
-                        "{} has {value} in feature `{feature}`, which xgboost refuses (it holds features as 32-bit floats, and infinity is not a missing value); fix or drop that row",
-                        data.describe_row(row)
-                    ),
-                )
-            })?;
-        Ok(self.transform_margins(margins))
+        self.score(data.x.view(), &columns).map_err(|(row, column)| {
+            let feature = &data.features[columns[column]];
+            let value = data.x[[row, columns[column]]];
+            Error::invalid(
+                format!("data `{}`", data.source),
+                format!(
+                    "{} has {value} in feature `{feature}`, which xgboost refuses (it holds features as 32-bit floats, and infinity is not a missing value); fix or drop that row",
+                    data.describe_row(row)
+                ),
+            )
+        })
     }
 
     /// Predict rows of `x`, where model feature `f` is column `columns[f]`: the unchecked
-    /// core of [`Booster::predict`] for callers that matched columns themselves.
-    /// Single-output models only; a value out of `f32` range gives `Err(row)`.
+    /// core of [`Booster::predict`] for callers that matched columns themselves. A value
+    /// out of `f32` range gives `Err(row)`.
     ///
     /// # Panics
     /// If `columns` does not hold exactly one entry per model feature, or names a column
@@ -689,13 +686,13 @@ impl Booster {
         x: ArrayView2<f64>,
         columns: &[usize],
     ) -> Result<Array1<f64>, usize> {
-        let margins = self.margins(x, columns).map_err(|(row, _)| row)?;
-        Ok(self.transform_margins(margins).values)
+        Ok(self.score(x, columns).map_err(|(row, _)| row)?.values)
     }
 
-    /// The margin of every row and group (`rows × groups`, row-major), or the first
-    /// `(row, model feature)` whose value xgboost would refuse.
-    fn margins(&self, x: ArrayView2<f64>, columns: &[usize]) -> Result<Vec<f32>, (usize, usize)> {
+    /// Score every row, on several threads, each writing its own rows of the output; or
+    /// the first `(row, model feature)` whose value xgboost would refuse. Margins live only
+    /// in a block-sized buffer per thread, so the memory taken is the output's.
+    fn score(&self, x: ArrayView2<f64>, columns: &[usize]) -> Result<Output, (usize, usize)> {
         assert_eq!(
             columns.len(),
             self.num_feature,
@@ -703,19 +700,32 @@ impl Booster {
         );
         let n = x.nrows();
         let g = self.n_groups;
-        let mut out = vec![0.0f32; n * g];
+        let multi = g > 1;
+        let mut values = vec![0.0f64; n];
+        let mut probs = vec![0.0f64; if multi { n * g } else { 0 }];
         let threads = thread::available_parallelism().map_or(1, |t| t.get());
         let threads = (n / MIN_ROWS_PER_THREAD).clamp(1, threads);
         if threads == 1 {
-            self.margins_range(x, columns, 0, &mut out)?;
+            self.score_range(x, columns, 0, &mut values, &mut probs)?;
         } else {
             let per = n.div_ceil(threads);
+            let prob_chunk = if multi { per * g } else { 0 };
             let results: Vec<_> = thread::scope(|scope| {
-                let handles: Vec<_> = out
-                    .chunks_mut(per * g)
+                let mut prob_parts: Vec<&mut [f64]> = if multi {
+                    probs.chunks_mut(prob_chunk).collect()
+                } else {
+                    Vec::new()
+                };
+                let handles: Vec<_> = values
+                    .chunks_mut(per)
                     .enumerate()
                     .map(|(i, part)| {
-                        scope.spawn(move || self.margins_range(x, columns, i * per, part))
+                        let probs = if multi {
+                            std::mem::take(&mut prob_parts[i])
+                        } else {
+                            &mut []
+                        };
+                        scope.spawn(move || self.score_range(x, columns, i * per, part, probs))
                     })
                     .collect();
                 handles
@@ -728,16 +738,20 @@ impl Booster {
                 return Err(bad);
             }
         }
-        Ok(out)
+        Ok(Output {
+            values: Array1::from_vec(values),
+            probabilities: multi.then(|| {
+                Array2::from_shape_vec((n, g), probs).unwrap_or_else(|_| Array2::zeros((n, g)))
+            }),
+        })
     }
 
-    fn transform_margins(&self, margins: Vec<f32>) -> Output {
+    /// Turn one block's margins (`rows × groups`) into predictions, as XGBoost's output
+    /// transform does, in f32.
+    fn finish_block(&self, margins: &[f32], values: &mut [f64], probs: &mut [f64]) {
         let g = self.n_groups;
-        let n = margins.len() / g.max(1);
         match self.transform {
             Transform::Softprob | Transform::Softmax => {
-                let mut probs = Array2::<f64>::zeros((n, g));
-                let mut values = Array1::<f64>::zeros(n);
                 for (r, row) in margins.chunks_exact(g).enumerate() {
                     // XGBoost's softmax, in f32: shift by the largest margin, exponentiate,
                     // normalise. The class is the first largest margin.
@@ -752,115 +766,107 @@ impl Booster {
                         sum += (m - max).exp();
                     }
                     for (k, &m) in row.iter().enumerate() {
-                        probs[[r, k]] = f64::from((m - max).exp() / sum);
+                        probs[r * g + k] = f64::from((m - max).exp() / sum);
                     }
                     values[r] = best as f64;
                 }
-                Output {
-                    values,
-                    probabilities: Some(probs),
+            }
+            t => {
+                for (slot, &m) in values.iter_mut().zip(margins) {
+                    *slot = f64::from(match t {
+                        Transform::Sigmoid => 1.0 / (1.0 + (-m).exp()),
+                        Transform::Exp => m.exp(),
+                        Transform::Hinge => {
+                            if m > 0.0 {
+                                1.0
+                            } else {
+                                0.0
+                            }
+                        }
+                        _ => m,
+                    });
                 }
             }
-            t => Output {
-                values: margins
-                    .into_iter()
-                    .map(|m| {
-                        f64::from(match t {
-                            Transform::Sigmoid => 1.0 / (1.0 + (-m).exp()),
-                            Transform::Exp => m.exp(),
-                            Transform::Hinge => {
-                                if m > 0.0 {
-                                    1.0
-                                } else {
-                                    0.0
-                                }
-                            }
-                            _ => m,
-                        })
-                    })
-                    .collect(),
-                probabilities: None,
-            },
         }
     }
 
-    fn margins_range(
+    fn score_range(
         &self,
         x: ArrayView2<f64>,
         columns: &[usize],
         first_row: usize,
-        out: &mut [f32],
+        out: &mut [f64],
+        probs: &mut [f64],
     ) -> Result<(), (usize, usize)> {
-        if let Some(weights) = &self.linear {
-            return self.linear_range(weights, x, columns, first_row, out);
-        }
         let g = self.n_groups;
         // One slot at least, so that a leaf's feature index 0 is always in bounds.
         let width = self.num_feature.max(1);
         let mut values = vec![0.0f32; BLOCK_ROWS * width];
         let mut margins = vec![0.0f32; BLOCK_ROWS * g];
         debug_assert_eq!(BLOCK_ROWS % LANES, 0);
-        for (b, block) in out.chunks_mut(BLOCK_ROWS * g).enumerate() {
-            let rows = block.len() / g;
+        for (b, block) in out.chunks_mut(BLOCK_ROWS).enumerate() {
+            let rows = block.len();
             let block_start = first_row + b * BLOCK_ROWS;
             convert_rows(x, columns, block_start, rows, width, &mut values)?;
             // The margin starts at base_score and takes the trees in order, in f32, as in
-            // XGBoost, so that sums round the same way. Lanes past the block's last row
-            // walk stale values and are never read.
+            // XGBoost, so that sums round the same way.
             for r in 0..rows {
                 margins[r * g..(r + 1) * g].copy_from_slice(&self.base_margin);
             }
-            let groups = rows.div_ceil(LANES);
-            for tree in &self.trees {
-                for lane_group in 0..groups {
-                    let rows_in =
-                        &values[lane_group * LANES * width..(lane_group + 1) * LANES * width];
-                    let leaves = if self.has_categorical {
-                        self.walk_lanes::<true>(*tree, rows_in, width)
-                    } else {
-                        self.walk_lanes::<false>(*tree, rows_in, width)
-                    };
-                    let first = lane_group * LANES;
-                    let last = (first + LANES).min(rows);
-                    for (r, leaf) in (first..last).zip(leaves) {
-                        let slot = &mut margins[r * g + tree.group as usize];
-                        let v = self.nodes[leaf as usize].value;
-                        // Weight 1 (every tree but dart's) multiplies exactly.
-                        *slot += v * tree.weight;
+            if let Some(weights) = &self.linear {
+                self.linear_block(weights, &values, rows, &mut margins);
+            } else {
+                let lane_groups = rows.div_ceil(LANES);
+                for tree in &self.trees {
+                    let group = tree.group as usize;
+                    for lane_group in 0..lane_groups {
+                        let rows_in =
+                            &values[lane_group * LANES * width..(lane_group + 1) * LANES * width];
+                        let leaves = if self.has_categorical {
+                            self.walk_lanes::<true>(*tree, rows_in, width)
+                        } else {
+                            self.walk_lanes::<false>(*tree, rows_in, width)
+                        };
+                        // Lanes past the block's last row walk stale values into slots
+                        // that are never read (the buffer holds whole lane groups).
+                        let first = lane_group * LANES;
+                        for (k, leaf) in leaves.into_iter().enumerate() {
+                            // Weight 1 (every tree but dart's) multiplies exactly.
+                            margins[(first + k) * g + group] +=
+                                self.nodes[leaf as usize].value * tree.weight;
+                        }
                     }
                 }
             }
-            block.copy_from_slice(&margins[..rows * g]);
+            let p = if probs.is_empty() {
+                &mut [][..]
+            } else {
+                &mut probs[b * BLOCK_ROWS * g..(b * BLOCK_ROWS + rows) * g]
+            };
+            self.finish_block(&margins[..rows * g], block, p);
         }
         Ok(())
     }
 
     /// `gblinear`: bias plus base, then each present (non-NaN) feature times its weight,
-    /// summed in feature order in f32, as xgboost's `GBLinear::Pred` does.
-    fn linear_range(
-        &self,
-        weights: &[f32],
-        x: ArrayView2<f64>,
-        columns: &[usize],
-        first_row: usize,
-        out: &mut [f32],
-    ) -> Result<(), (usize, usize)> {
+    /// summed in feature order in f32, as xgboost's `GBLinear::Pred` does. `margins`
+    /// already holds the base.
+    fn linear_block(&self, weights: &[f32], values: &[f32], rows: usize, margins: &mut [f32]) {
         let g = self.n_groups;
         let nf = self.num_feature;
-        let mut values = vec![0.0f32; nf.max(1)];
-        for (r, slot) in out.chunks_mut(g).enumerate() {
-            convert_rows(x, columns, first_row + r, 1, nf.max(1), &mut values)?;
-            for (group, m) in slot.iter_mut().enumerate() {
-                let mut sum = weights[nf * g + group] + self.base_margin[group];
-                for (f, &v) in values[..nf].iter().enumerate() {
+        let width = nf.max(1);
+        for r in 0..rows {
+            let row = &values[r * width..r * width + nf];
+            for group in 0..g {
+                let mut sum = weights[nf * g + group] + margins[r * g + group];
+                for (f, &v) in row.iter().enumerate() {
                     if !v.is_nan() {
                         sum += v * weights[f * g + group];
                     }
                 }
-                *m = sum;
+                margins[r * g + group] = sum;
             }
         }
-        Ok(())
     }
 
     /// Walk `tree` for `LANES` rows at once (`rows` holds them, `width` values each) and
