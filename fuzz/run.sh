@@ -15,14 +15,17 @@ fixtures=../tests/fixtures
 mkdir -p corpus/csv corpus/npy corpus/xgboost corpus/lightgbm
 # Seeds: real files of each kind (the CSV target takes a mode byte first).
 for f in "$fixtures"/xgboost/*/data.csv "$fixtures"/parquet/validation.csv; do
-    name=$(echo "$f" | tr '/' '_')
+    name=${f#"$fixtures"/}
+    name=${name//\//_}
     { printf '\x0c'; head -c 4096 "$f"; } > "corpus/csv/$name"
 done
 for f in "$fixtures"/xgboost/*/model.json "$fixtures"/xgboost/*/model.ubj; do
-    cp "$f" "corpus/xgboost/$(echo "$f" | tr '/' '_')"
+    name=${f#"$fixtures"/}
+    cp "$f" "corpus/xgboost/${name//\//_}"
 done
 for f in "$fixtures"/lightgbm/*/model.txt; do
-    tail -c +6 "$f" > "corpus/lightgbm/$(echo "$f" | tr '/' '_')"
+    name=${f#"$fixtures"/}
+    tail -c +6 "$f" > "corpus/lightgbm/${name//\//_}"
 done
 python3 - <<'PY'
 import struct

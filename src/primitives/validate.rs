@@ -627,7 +627,8 @@ fn metric_fn(name: &str) -> fn(ndarray::ArrayView1<f64>, ndarray::ArrayView1<f64
 /// One metric, logged as one check action.
 fn metric(ctx: &RunContext, name: &str, data: &DataRef, predictions: &Predictions) -> Result<f64> {
     check_pairing(&data.0, predictions)?;
-    let value = metric_fn(name)(data.0.y.view(), predictions.values.view())?;
+    let value = metric_fn(name)(data.0.y.view(), predictions.values.view())
+        .map_err(|e| data.0.name_row_in(e))?;
     ctx.journal.action(
         ActionKind::Check,
         &format!("validate.{name}"),
@@ -737,7 +738,7 @@ fn metrics_text(values: &[(&str, f64)]) -> String {
 
 fn metrics(ctx: &RunContext, data: &DataRef, predictions: &Predictions) -> Result<Map> {
     check_pairing(&data.0, predictions)?;
-    let values = all_metrics(&data.0, &predictions.values)?;
+    let values = all_metrics(&data.0, &predictions.values).map_err(|e| data.0.name_row_in(e))?;
     let rows = data.0.n_rows();
     ctx.journal.action(
         ActionKind::Check,
@@ -767,7 +768,7 @@ fn evaluate(ctx: &RunContext, model_path: &str, data_path: &str, target: &str) -
     };
     let output = native.predict_output(&data)?;
     let predictions = output.values.clone();
-    let mut values = all_metrics(&data, &predictions)?;
+    let mut values = all_metrics(&data, &predictions).map_err(|e| data.name_row_in(e))?;
     if native.is_classifier() {
         let p = Predictions {
             values: Rc::new(output.values),

@@ -113,6 +113,32 @@ impl Dataset {
         }
     }
 
+    /// `err` with its first ``row N`` (a metric's message) spelled as [`Dataset::describe_row`]
+    /// does, so a bad row is named by its id too when the data has an id column.
+    pub fn name_row_in(&self, err: Error) -> Error {
+        let Error::Invalid { what, message } = err else {
+            return err;
+        };
+        if self.ids.is_none() {
+            return Error::Invalid { what, message };
+        }
+        let mut out = message.clone();
+        if let Some(at) = message.find("row ") {
+            let digits: String = message[at + 4..].chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                if n >= 1 {
+                    out = format!(
+                        "{}{}{}",
+                        &message[..at],
+                        self.describe_row(n - 1),
+                        &message[at + 4 + digits.len()..]
+                    );
+                }
+            }
+        }
+        Error::Invalid { what, message: out }
+    }
+
     /// The column of `x` for each of `names`, in that order. Fails naming every name the data
     /// lacks, the model (`model_source`) and the data file, so a mismatch between a model and
     /// its validation data is found before anything is predicted.
@@ -1543,10 +1569,34 @@ fn read_npy_file(input: impl Input, display_path: &str) -> Result<ArrayD<f64>> {
 /// array is allocated: a 928-byte file that claims a shape of (10^12, 9) is refused here,
 /// not by the allocator aborting the process.
 fn read_npy(input: &mut impl Read, total_len: u64, display_path: &str) -> Result<ArrayD<f64>> {
-    // The header is at most 64 KiB (version 1) or 4 GiB (later versions): bound what the
-    // header parser may read by the input itself.
+    // The header's length is a u16 (version 1) or a u32 (versions 2 and 3), and the header
+    // parser allocates that much before reading: check it against the input first. Found
+    // by the `npy` fuzz target, which made it allocate 4 GiB for an 18-byte file.
+    let mut prefix = [0u8; 12];
+    let got = read_up_to(input, &mut prefix).map_err(|e| Error::io(display_path, "read", e))?;
+    let prefix = &prefix[..got];
+    if got >= 10 && prefix.starts_with(b"\x93NUMPY") {
+        let header_len = match prefix[6] {
+            1 => Some(u64::from(u16::from_le_bytes([prefix[8], prefix[9]])) + 10),
+            2 | 3 if got >= 12 => Some(
+                u64::from(u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]])) + 12,
+            ),
+            _ => None,
+        };
+        if let Some(header_len) = header_len {
+            if header_len > total_len {
+                return Err(npy_error(
+                    display_path,
+                    format!(
+                        "its header claims {header_len} bytes but the file holds {total_len} (is it truncated?)"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut chained = prefix.chain(input);
     let mut input = CountingReader {
-        inner: input,
+        inner: &mut chained,
         read: 0,
     };
     let header = Header::from_reader(&mut input).map_err(|e| match e {
@@ -1634,6 +1684,20 @@ fn read_npy(input: &mut impl Read, total_len: u64, display_path: &str) -> Result
         ArrayD::from_shape_vec(shape, data)
     };
     array.map_err(|_| npy_error(display_path, "its shape does not match its data".into()))
+}
+
+/// Read as many bytes as `buf` holds, or fewer at the end of the input.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// A reader that counts the bytes read through it, to know where the header ended.
@@ -1854,6 +1918,8 @@ mod tests {
         assert_eq!(format_timestamp(min), "2026-11-01T09:30:00Z");
         assert_eq!(format_timestamp(max), "2026-11-02T09:00:00.250000Z");
         assert_eq!(d.describe_row(1), "row 2 (`sym` `C`)");
+        let err = d.name_row_in(Error::invalid("metric `mse`", "the prediction for row 2 is NaN"));
+        assert_eq!(err.to_string(), "metric `mse`: the prediction for row 2 (`sym` `C`) is NaN");
         assert!(d.features.is_empty(), "{:?}", d.features);
         assert_eq!(d.text_columns.len(), 2);
         // Tabs, and a quoted newline counted in later line numbers.
@@ -1952,6 +2018,11 @@ mod tests {
         text.push_str(&"\n".repeat(1_000_000));
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("no data rows"), "{err}");
+        // A version-2 header whose length field claims 4 GiB (found by the `npy` fuzz target).
+        let err = parse_npy_matrix(b"\x93NUMPY\x02\x00\x00\x00\x00\xffabcdef", "h.npy", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("its header claims 4278190092 bytes but the file holds 18"), "{err}");
         // A 928-byte .npy whose header claims shape (10^12, 9).
         let mut npy = raw_npy("<f8", false, "(1000000000000, 9)", &[]);
         npy.resize(928, 0);
