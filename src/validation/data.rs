@@ -124,7 +124,10 @@ impl Dataset {
         }
         let mut out = message.clone();
         if let Some(at) = message.find("row ") {
-            let digits: String = message[at + 4..].chars().take_while(char::is_ascii_digit).collect();
+            let digits: String = message[at + 4..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             if let Ok(n) = digits.parse::<usize>() {
                 if n >= 1 {
                     out = format!(
@@ -1579,7 +1582,9 @@ fn read_npy(input: &mut impl Read, total_len: u64, display_path: &str) -> Result
         let header_len = match prefix[6] {
             1 => Some(u64::from(u16::from_le_bytes([prefix[8], prefix[9]])) + 10),
             2 | 3 if got >= 12 => Some(
-                u64::from(u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]])) + 12,
+                u64::from(u32::from_le_bytes([
+                    prefix[8], prefix[9], prefix[10], prefix[11],
+                ])) + 12,
             ),
             _ => None,
         };
@@ -1918,8 +1923,14 @@ mod tests {
         assert_eq!(format_timestamp(min), "2026-11-01T09:30:00Z");
         assert_eq!(format_timestamp(max), "2026-11-02T09:00:00.250000Z");
         assert_eq!(d.describe_row(1), "row 2 (`sym` `C`)");
-        let err = d.name_row_in(Error::invalid("metric `mse`", "the prediction for row 2 is NaN"));
-        assert_eq!(err.to_string(), "metric `mse`: the prediction for row 2 (`sym` `C`) is NaN");
+        let err = d.name_row_in(Error::invalid(
+            "metric `mse`",
+            "the prediction for row 2 is NaN",
+        ));
+        assert_eq!(
+            err.to_string(),
+            "metric `mse`: the prediction for row 2 (`sym` `C`) is NaN"
+        );
         assert!(d.features.is_empty(), "{:?}", d.features);
         assert_eq!(d.text_columns.len(), 2);
         // Tabs, and a quoted newline counted in later line numbers.
@@ -2022,7 +2033,10 @@ mod tests {
         let err = parse_npy_matrix(b"\x93NUMPY\x02\x00\x00\x00\x00\xffabcdef", "h.npy", None)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("its header claims 4278190092 bytes but the file holds 18"), "{err}");
+        assert!(
+            err.contains("its header claims 4278190092 bytes but the file holds 18"),
+            "{err}"
+        );
         // A 928-byte .npy whose header claims shape (10^12, 9).
         let mut npy = raw_npy("<f8", false, "(1000000000000, 9)", &[]);
         npy.resize(928, 0);
