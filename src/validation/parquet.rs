@@ -390,7 +390,13 @@ fn read_column<R: ChunkReader + 'static>(
         Some(LogicalType::Date) => Some((86_400_000_000, 1)),
         _ => None,
     };
-    let mut numbers: Vec<f64> = Vec::new();
+    // Every row has a value (NaN for a null), so the column's final size is known.
+    let mut numbers: Vec<f64> =
+        Vec::with_capacity(if matches!(role, Role::Feature | Role::Target) {
+            n_rows
+        } else {
+            0
+        });
     let mut micros: Vec<i64> = Vec::new();
     let mut text: Vec<String> = Vec::new();
     let mut defs: Vec<i16> = Vec::new();
@@ -428,7 +434,7 @@ fn read_column<R: ChunkReader + 'static>(
                     }
                     left = left.saturating_sub(records);
                     let mut it = values.iter();
-                    if max_def == 0 {
+                    if max_def == 0 || values.len() == levels {
                         for v in it {
                             $push(Some(v))?;
                         }
@@ -441,11 +447,36 @@ fn read_column<R: ChunkReader + 'static>(
             }};
         }
         match (role, col) {
-            (Role::Feature | Role::Target, ColumnReader::DoubleColumnReader(r)) => {
-                read_all!(r, f64, |v: Option<&f64>| -> Result<()> {
-                    numbers.push(v.copied().unwrap_or(f64::NAN));
-                    Ok(())
-                })
+            (Role::Feature | Role::Target, ColumnReader::DoubleColumnReader(mut r)) => {
+                // The common case, decoded straight into the column: doubles, and a batch
+                // without nulls is copied whole.
+                let mut left = group_rows;
+                let mut values: Vec<f64> = Vec::with_capacity(BATCH);
+                while left > 0 {
+                    values.clear();
+                    defs.clear();
+                    let (records, _, levels) = r
+                        .read_records(left.min(BATCH), Some(&mut defs), None, &mut values)
+                        .map_err(|e| parquet_error(display_path, e))?;
+                    if records == 0 {
+                        return Err(invalid(format!(
+                            "column `{name}` ends before the {group_rows} rows of row group {g}"
+                        )));
+                    }
+                    left = left.saturating_sub(records);
+                    if max_def == 0 || values.len() == levels {
+                        numbers.extend_from_slice(&values);
+                    } else {
+                        let mut it = values.iter();
+                        for &d in &defs[..levels] {
+                            numbers.push(if d == max_def {
+                                it.next().copied().unwrap_or(f64::NAN)
+                            } else {
+                                f64::NAN
+                            });
+                        }
+                    }
+                }
             }
             (Role::Feature | Role::Target, ColumnReader::FloatColumnReader(r)) => {
                 read_all!(r, f32, |v: Option<&f32>| -> Result<()> {
