@@ -39,7 +39,9 @@ open("corpus/npy/huge", "wb").write(npy("<f8", "(1000000000000, 9)", b"\0" * 800
 PY
 # Build once, then run each target's binary for a bounded time (running the binaries
 # directly keeps `cargo fuzz run` from rebuilding with other flags).
-cargo +nightly fuzz build -O "${targets[@]}" >/dev/null
+for t in "${targets[@]}"; do
+    cargo +nightly fuzz build -O "$t" >/dev/null
+done
 bin="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release"
 case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
 status=0
