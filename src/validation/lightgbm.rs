@@ -150,9 +150,18 @@ impl Model {
                 format!("`num_tree_per_iteration` is {per_iteration} for {num_class} classes"),
             ));
         }
+        // A real model lists something per feature (`feature_names`, `feature_infos`), so
+        // it never has more features than bytes: this bounds the names made up below. The
+        // `lightgbm` fuzz target found a 241-byte file claiming 270 million features.
         let num_features = max_feature_idx
             .checked_add(1)
-            .ok_or_else(|| parse_error(0, "`max_feature_idx` is too large".into()))?;
+            .filter(|&n| n <= bytes.len())
+            .ok_or_else(|| {
+                parse_error(
+                    0,
+                    format!("`max_feature_idx` is {max_feature_idx}, more features than the file could describe"),
+                )
+            })?;
         let feature_names: Vec<String> = match get("feature_names") {
             Some((n, v)) => {
                 let names: Vec<String> = v.split(' ').map(str::to_string).collect();
@@ -599,4 +608,25 @@ fn parse_tree(block: &Lines, num_features: usize) -> Result<Tree, (usize, String
         cat_boundaries,
         cat_threshold,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_headers_are_refused_before_allocating() {
+        // Found by the `lightgbm` fuzz target: no feature names, 270 million features.
+        let text = b"tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nmax_feature_idx=270267589\nobjective=regression\n";
+        let err = Model::from_text(text, "m.txt").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "`max_feature_idx` is 270267589, more features than the file could describe"
+            ),
+            "{err}"
+        );
+        let text = b"tree\nnum_class=1\nnum_tree_per_iteration=1\nmax_feature_idx=0\nobjective=lambdarank\n";
+        let err = Model::from_text(text, "m.txt").unwrap_err().to_string();
+        assert_eq!(err, "LightGBM model `m.txt`: objective `lambdarank` cannot be evaluated natively; evaluate it with `validate::external_model` and lightgbm itself");
+    }
 }
