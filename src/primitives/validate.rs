@@ -25,7 +25,7 @@ use crate::context::{Ctx, RunContext};
 use crate::effects::{Record, RelPath, Source, Stamp};
 use crate::error::{Error, Result};
 use crate::validation::{self as core, Dataset, Model};
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext, INT};
 use serde_json::json;
 use std::collections::HashMap;
@@ -117,6 +117,11 @@ pub struct Predictions {
     values: Rc<Array1<f64>>,
     model: String,
     data: String,
+    /// Class probabilities (`rows × classes`) of a multi-class model.
+    probabilities: Option<Rc<Array2<f64>>>,
+    /// Whether the model is a classifier: `values` are probabilities of class 1 (binary)
+    /// or classes (multi-class), so log loss and accuracy apply.
+    classifier: bool,
 }
 
 // ----- the dataset cache -------------------------------------------------------------------
@@ -124,9 +129,148 @@ pub struct Predictions {
 /// How a dataset was loaded, and from which file(s).
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum DataKey {
-    Csv { path: RelPath, target: String },
+    Csv {
+        path: RelPath,
+        target: String,
+    },
     NpyMatrix(RelPath),
-    NpyPair { x: RelPath, y: RelPath },
+    NpyPair {
+        x: RelPath,
+        y: RelPath,
+    },
+    /// A CSV file read with options (delimiter, features, timestamp, id, limit).
+    CsvWith {
+        path: RelPath,
+        target: String,
+        options: LoadOptions,
+    },
+    Parquet {
+        path: RelPath,
+        target: String,
+        options: LoadOptions,
+    },
+}
+
+/// The loading options a script may give as a map (`#{ delimiter: ";", timestamp: "ts" }`),
+/// in a form that can key the cache.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+struct LoadOptions {
+    delimiter: Option<u8>,
+    features: Option<Vec<String>>,
+    timestamp: Option<String>,
+    id: Option<String>,
+    max_bytes: Option<u64>,
+}
+
+impl LoadOptions {
+    const KEYS: &'static str = "`delimiter`, `features`, `timestamp`, `id`, `max_bytes`";
+
+    fn from_map(map: &Map, function: &str) -> Result<LoadOptions> {
+        let bad = |key: &str, want: &str, got: &Dynamic| {
+            Error::invalid(
+                function,
+                format!("option `{key}` must be {want}, got a {}", got.type_name()),
+            )
+        };
+        let text = |key: &str, v: &Dynamic| -> Result<String> {
+            v.clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|_| bad(key, "a string", v))
+        };
+        let mut options = LoadOptions::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "delimiter" => {
+                    let d = text("delimiter", value)?;
+                    let byte = match d.as_str() {
+                        "\\t" | "tab" => b'\t',
+                        one if one.len() == 1 && one.is_ascii() => one.as_bytes()[0],
+                        _ => {
+                            return Err(Error::invalid(
+                                function,
+                                format!("option `delimiter` must be one ASCII character such as \",\", \";\" or \"\\t\", got `{d}`"),
+                            ))
+                        }
+                    };
+                    options.delimiter = Some(byte);
+                }
+                "features" => {
+                    let list = value
+                        .clone()
+                        .into_typed_array::<rhai::ImmutableString>()
+                        .map_err(|_| bad("features", "a list of column names", value))?;
+                    options.features = Some(list.into_iter().map(|s| s.to_string()).collect());
+                }
+                "timestamp" => options.timestamp = Some(text("timestamp", value)?),
+                "id" => options.id = Some(text("id", value)?),
+                "max_bytes" => {
+                    let n = value
+                        .as_int()
+                        .map_err(|_| bad("max_bytes", "an integer", value))?;
+                    options.max_bytes =
+                        Some(u64::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+                            Error::invalid(
+                                function,
+                                format!("option `max_bytes` must be positive, got {n}"),
+                            )
+                        })?);
+                }
+                other => {
+                    return Err(Error::invalid(
+                        function,
+                        format!("unknown option `{other}` (the options are {})", Self::KEYS),
+                    ))
+                }
+            }
+        }
+        Ok(options)
+    }
+
+    fn csv(&self, target: &str) -> core::CsvOptions {
+        let mut o = core::CsvOptions::new(target);
+        if let Some(d) = self.delimiter {
+            o.delimiter = d;
+        }
+        o.features.clone_from(&self.features);
+        o.timestamp.clone_from(&self.timestamp);
+        o.id.clone_from(&self.id);
+        if let Some(m) = self.max_bytes {
+            o.max_bytes = m;
+        }
+        o
+    }
+
+    fn parquet(&self, target: &str) -> core::ParquetOptions {
+        let mut o = core::ParquetOptions::new(target);
+        o.features.clone_from(&self.features);
+        o.timestamp.clone_from(&self.timestamp);
+        o.id.clone_from(&self.id);
+        if let Some(m) = self.max_bytes {
+            o.max_bytes = m;
+        }
+        o
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        if let Some(d) = self.delimiter {
+            obj.insert("delimiter".into(), json!(char::from(d).to_string()));
+        }
+        if let Some(f) = &self.features {
+            obj.insert("features".into(), json!(f));
+        }
+        if let Some(t) = &self.timestamp {
+            obj.insert("timestamp".into(), json!(t));
+        }
+        if let Some(i) = &self.id {
+            obj.insert("id".into(), json!(i));
+        }
+        if let Some(m) = self.max_bytes {
+            obj.insert("max_bytes".into(), json!(m));
+        }
+        serde_json::Value::Object(obj)
+    }
 }
 
 impl DataKey {
@@ -134,6 +278,7 @@ impl DataKey {
         match self {
             DataKey::Csv { path, .. } | DataKey::NpyMatrix(path) => vec![path],
             DataKey::NpyPair { x, y } => vec![x, y],
+            DataKey::CsvWith { path, .. } | DataKey::Parquet { path, .. } => vec![path],
         }
     }
 }
@@ -169,30 +314,65 @@ fn load_data(ctx: &Validation, key: DataKey) -> Result<(Rc<Dataset>, bool)> {
         .iter()
         .map(|c| ctx.ws.open_content(c))
         .collect::<Result<Vec<_>>>()?;
-    let data = match (&key, sources) {
-        (DataKey::Csv { path, target }, mut s) if s.len() == 1 => match s.remove(0) {
-            Source::File(f) => core::load_csv(f, path.as_str(), target)?,
-            Source::Bytes(b) => core::parse_csv(&b, path.as_str(), target)?,
-        },
-        (DataKey::NpyMatrix(path), mut s) if s.len() == 1 => match s.remove(0) {
-            Source::File(f) => core::load_npy_matrix(f, path.as_str(), None)?,
-            Source::Bytes(b) => core::parse_npy_matrix(&b, path.as_str(), None)?,
-        },
-        (DataKey::NpyPair { x, y }, s) if s.len() == 2 => {
-            let mut it = s.into_iter();
-            match (it.next(), it.next()) {
-                (Some(Source::File(xf)), Some(Source::File(yf))) => {
-                    core::load_npy_pair(xf, x.as_str(), yf, y.as_str(), None)?
-                }
-                _ => core::parse_npy_pair(
-                    &ctx.ws.bytes(&contents[0])?,
-                    x.as_str(),
-                    &ctx.ws.bytes(&contents[1])?,
-                    y.as_str(),
-                    None,
-                )?,
-            }
+    let mut sources = sources.into_iter();
+    let first = sources.next();
+    let data = match (&key, first) {
+        (DataKey::Csv { path, target }, Some(Source::File(f))) => {
+            core::load_csv(f, path.as_str(), target)?
         }
+        (DataKey::Csv { path, target }, Some(Source::Bytes(b))) => {
+            core::parse_csv(&b, path.as_str(), target)?
+        }
+        (DataKey::NpyMatrix(path), Some(Source::File(f))) => {
+            core::load_npy_matrix(f, path.as_str(), None)?
+        }
+        (DataKey::NpyMatrix(path), Some(Source::Bytes(b))) => {
+            core::parse_npy_matrix(&b, path.as_str(), None)?
+        }
+        (
+            DataKey::CsvWith {
+                path,
+                target,
+                options,
+            },
+            Some(Source::File(f)),
+        ) => core::load_csv_with(f, path.as_str(), &options.csv(target))?,
+        (
+            DataKey::CsvWith {
+                path,
+                target,
+                options,
+            },
+            Some(Source::Bytes(b)),
+        ) => core::parse_csv_with(&b, path.as_str(), &options.csv(target))?,
+        (
+            DataKey::Parquet {
+                path,
+                target,
+                options,
+            },
+            Some(Source::File(f)),
+        ) => core::load_parquet(f, path.as_str(), &options.parquet(target))?,
+        (
+            DataKey::Parquet {
+                path,
+                target,
+                options,
+            },
+            Some(Source::Bytes(b)),
+        ) => core::parse_parquet(&b, path.as_str(), &options.parquet(target))?,
+        (DataKey::NpyPair { x, y }, Some(xs)) => match (xs, sources.next()) {
+            (Source::File(xf), Some(Source::File(yf))) => {
+                core::load_npy_pair(xf, x.as_str(), yf, y.as_str(), None)?
+            }
+            _ => core::parse_npy_pair(
+                &ctx.ws.bytes(&contents[0])?,
+                x.as_str(),
+                &ctx.ws.bytes(&contents[1])?,
+                y.as_str(),
+                None,
+            )?,
+        },
         _ => {
             return Err(Error::invalid(
                 "validation data",
@@ -221,18 +401,55 @@ fn load_logged(ctx: &Validation, key: DataKey) -> Result<DataRef> {
             json!({"x": x.as_str(), "y": y.as_str()}),
             format!("`{x}` and `{y}`"),
         ),
+        DataKey::CsvWith {
+            path,
+            target,
+            options,
+        }
+        | DataKey::Parquet {
+            path,
+            target,
+            options,
+        } => (
+            json!({"path": path.as_str(), "target": target, "options": options.json()}),
+            format!("`{path}`"),
+        ),
     };
-    let detail = if cached {
+    let mut detail = if cached {
         format!("{} rows, cached", data.n_rows())
     } else {
         format!("{} rows, {} features", data.n_rows(), data.n_features())
     };
+    let mut result =
+        json!({"rows": data.n_rows(), "features": data.n_features(), "cached": cached});
+    if let Some((min, max)) = data.time_range() {
+        let (min, max) = (core::format_timestamp(min), core::format_timestamp(max));
+        detail.push_str(&format!(
+            ", `{}` from {min} to {max}",
+            data.timestamps.as_ref().map_or("", |t| t.column.as_str())
+        ));
+        result["time_min"] = json!(min);
+        result["time_max"] = json!(max);
+    }
+    if !data.text_columns.is_empty() {
+        let names: Vec<String> = data
+            .text_columns
+            .iter()
+            .map(|t| format!("`{}`", t.name))
+            .collect();
+        detail.push_str(&format!(", text columns left out: {}", names.join(", ")));
+        result["text_columns"] = json!(data
+            .text_columns
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>());
+    }
     check(
         ctx,
         "validate.load",
         args,
         &format!("load {what} ({detail})"),
-        Some(json!({"rows": data.n_rows(), "features": data.n_features(), "cached": cached})),
+        Some(result),
     );
     Ok(DataRef(data))
 }
@@ -249,6 +466,13 @@ fn key_for(ctx: &Validation, path: &str, target: &str) -> Result<DataKey> {
         }
         return Ok(DataKey::NpyMatrix(rel));
     }
+    if rel.as_str().ends_with(".parquet") {
+        return Ok(DataKey::Parquet {
+            path: rel,
+            target: target.to_string(),
+            options: LoadOptions::default(),
+        });
+    }
     Ok(DataKey::Csv {
         path: rel,
         target: target.to_string(),
@@ -262,8 +486,19 @@ fn load_model(ctx: &Validation, path: &str) -> Result<ModelRef> {
     let content = ctx.ws.content(&rel)?;
     let model = match ctx.ws.open_content(&content)? {
         Source::File(f) => Model::load(f, rel.as_str())?,
-        Source::Bytes(b) => Model::from_json_bytes(&b, rel.as_str())?,
+        Source::Bytes(b) => Model::from_bytes(&b, rel.as_str())?,
     };
+    // How the model is evaluated, when that is not obvious from the file (XGBoost's
+    // `best_iteration` cut), goes to the run log.
+    if let Some(note) = model.note() {
+        check(
+            ctx,
+            "validate.load_model",
+            json!({"path": rel.as_str()}),
+            &format!("load {} model `{rel}`: {note}", model.kind()),
+            Some(json!({"kind": model.kind(), "note": note})),
+        );
+    }
     Ok(ModelRef(Rc::new(ModelSpec::Native { model, path: rel })))
 }
 
@@ -320,8 +555,13 @@ fn external_model(
 }
 
 fn predict(ctx: &Validation, model: &ModelRef, data: &DataRef) -> Result<Predictions> {
+    let mut probabilities = None;
     let values = match &*model.0 {
-        ModelSpec::Native { model, .. } => model.predict(&data.0)?,
+        ModelSpec::Native { model, .. } => {
+            let out = model.predict_output(&data.0)?;
+            probabilities = out.probabilities.map(Rc::new);
+            out.values
+        }
         ModelSpec::External {
             command,
             path,
@@ -344,7 +584,7 @@ fn predict(ctx: &Validation, model: &ModelRef, data: &DataRef) -> Result<Predict
                 scratch: &scratch,
                 timeout: ctx.bounded(*timeout),
             };
-            ctx.ws.predict(run, |seconds| {
+            let values = ctx.ws.predict(run, |seconds| {
                 Record::new(
                     "validate.predict",
                     json!({"command": command, "model": path.as_str(), "data": data.0.source, "rows": data.0.n_rows()}),
@@ -356,13 +596,17 @@ fn predict(ctx: &Validation, model: &ModelRef, data: &DataRef) -> Result<Predict
                     ),
                 )
                 .with_result(json!({"seconds": (seconds * 1000.0).round() / 1000.0}))
-            })?
+            })?;
+            values
         }
     };
+    let classifier = matches!(&*model.0, ModelSpec::Native { model, .. } if model.is_classifier());
     Ok(Predictions {
         values: Rc::new(values),
         model: model.path().as_str().to_string(),
         data: data.0.source.clone(),
+        probabilities,
+        classifier,
     })
 }
 
@@ -395,7 +639,58 @@ fn metric_fn(name: &str) -> fn(ndarray::ArrayView1<f64>, ndarray::ArrayView1<f64
 /// One metric, logged as one check action.
 fn metric(ctx: &Validation, name: &str, data: &DataRef, predictions: &Predictions) -> Result<f64> {
     check_pairing(&data.0, predictions)?;
-    let value = metric_fn(name)(data.0.y.view(), predictions.values.view())?;
+    let value = metric_fn(name)(data.0.y.view(), predictions.values.view())
+        .map_err(|e| data.0.name_row_in(e))?;
+    check(
+        ctx,
+        &format!("validate.{name}"),
+        json!({"model": predictions.model, "data": data.0.source, "rows": data.0.n_rows()}),
+        &format!(
+            "{name} of `{}` on `{}`: {} ({} rows)",
+            predictions.model,
+            data.0.source,
+            fmt_value(value),
+            data.0.n_rows()
+        ),
+        Some(json!({ "value": value })),
+    );
+    Ok(value)
+}
+
+/// Log loss or accuracy of a classifier's predictions: binary models predict the
+/// probability of class 1 (the class is `p > 0.5`, as XGBClassifier and LGBMClassifier
+/// decide), multi-class models the class, with the probabilities alongside.
+fn class_metric_value(name: &str, data: &Dataset, predictions: &Predictions) -> Result<f64> {
+    if !predictions.classifier {
+        return Err(Error::invalid(
+            format!("validate::{name}"),
+            format!(
+                "model `{}` is not a classifier (it predicts values, not classes); score it with `validate::mse` or `validate::metrics`",
+                predictions.model
+            ),
+        ));
+    }
+    let y = data.y.view();
+    match (name, &predictions.probabilities) {
+        ("log_loss", Some(p)) => core::log_loss(y, p.view()),
+        ("log_loss", None) => core::log_loss_binary(y, predictions.values.view()),
+        (_, Some(_)) => core::accuracy(y, predictions.values.view()),
+        (_, None) => {
+            let classes = predictions.values.mapv(|p| if p > 0.5 { 1.0 } else { 0.0 });
+            core::accuracy(y, classes.view())
+        }
+    }
+}
+
+/// A classifier metric, logged as one check action.
+fn class_metric(
+    ctx: &Validation,
+    name: &str,
+    data: &DataRef,
+    predictions: &Predictions,
+) -> Result<f64> {
+    check_pairing(&data.0, predictions)?;
+    let value = class_metric_value(name, &data.0, predictions)?;
     check(
         ctx,
         &format!("validate.{name}"),
@@ -455,7 +750,7 @@ fn metrics_text(values: &[(&str, f64)]) -> String {
 
 fn metrics(ctx: &Validation, data: &DataRef, predictions: &Predictions) -> Result<Map> {
     check_pairing(&data.0, predictions)?;
-    let values = all_metrics(&data.0, &predictions.values)?;
+    let values = all_metrics(&data.0, &predictions.values).map_err(|e| data.0.name_row_in(e))?;
     let rows = data.0.n_rows();
     check(
         ctx,
@@ -483,12 +778,33 @@ fn evaluate(ctx: &Validation, model_path: &str, data_path: &str, target: &str) -
     else {
         unreachable!("load_model gives native models");
     };
-    let predictions = native.predict(&data)?;
-    let values = all_metrics(&data, &predictions)?;
+    let output = native.predict_output(&data)?;
+    let predictions = output.values.clone();
+    let mut values = all_metrics(&data, &predictions).map_err(|e| data.name_row_in(e))?;
+    if native.is_classifier() {
+        let p = Predictions {
+            values: Rc::new(output.values),
+            model: path.as_str().to_string(),
+            data: data.source.clone(),
+            probabilities: output.probabilities.map(Rc::new),
+            classifier: true,
+        };
+        values.push(("log_loss", class_metric_value("log_loss", &data, &p)?));
+        values.push(("accuracy", class_metric_value("accuracy", &data, &p)?));
+    }
     let rows = data.n_rows();
     let mut result = metrics_json(&values, rows);
     result["cached"] = json!(cached);
-    let cached_note = if cached { ", data cached" } else { "" };
+    let model_note = native.note();
+    if let Some(note) = &model_note {
+        result["model_note"] = json!(note);
+    }
+    let cached_note = match (cached, &model_note) {
+        (true, Some(n)) => format!(", data cached; {n}"),
+        (true, None) => ", data cached".to_string(),
+        (false, Some(n)) => format!("; {n}"),
+        (false, None) => String::new(),
+    };
     check(
         ctx,
         "validate.evaluate",
@@ -647,6 +963,61 @@ pub fn family(ctx: &Ctx) -> Family {
     );
     let c = v.clone();
     f.add(
+        "load_csv",
+        &["path: &str", "target: &str", "options: Map", "Dataset"],
+        "Like `validate::load_csv(path, target)`, with options: `delimiter` (one character, `\"\\t\"` for tab; default `,`), `features` (the feature columns; every other column is skipped unread), `timestamp` (a column of RFC 3339 or `YYYY-mm-dd HH:MM:SS` UTC timestamps, for `validate::time_range`), `id` (a column of row ids named in messages), `max_bytes` (the largest file read, default 4 GiB). Cells follow RFC 4180: a quoted cell may hold delimiters, `\"\"` and newlines. Without `features`, a column holding text is left out of the features (and named in the log) rather than failing the load; a model that needs it fails naming the cell.\n```rhai\nlet data = validate::load_csv(\"data/validation.csv\", \"y\", #{ delimiter: \";\", timestamp: \"timestamp\", id: \"symbol\" });\nlet span = validate::time_range(data);\nprint(`validation data from ${span.min} to ${span.max}`);\n```",
+        move |call: NativeCallContext, path: &str, target: &str, options: Map| -> RhaiResult<DataRef> {
+            LoadOptions::from_map(&options, "validate::load_csv")
+                .and_then(|options| Ok(DataKey::CsvWith { path: c.ws.resolve(path)?, target: target.to_string(), options }))
+                .and_then(|key| load_logged(&c, key))
+                .map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = v.clone();
+    f.add(
+        "load_parquet",
+        &["path: &str", "Dataset"],
+        "Load a Parquet file (`DataFrame.to_parquet`): column `y` is the target, every other numeric column a feature; other columns are never read. Nulls are missing values. Snappy-compressed or uncompressed files (pandas' default is snappy).\n```rhai\nlet data = validate::load_parquet(\"data/validation.parquet\");\n```",
+        move |call: NativeCallContext, path: &str| -> RhaiResult<DataRef> {
+            c.ws.resolve(path)
+                .and_then(|rel| load_logged(&c, DataKey::Parquet { path: rel, target: DEFAULT_TARGET.into(), options: LoadOptions::default() }))
+                .map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = v.clone();
+    f.add(
+        "load_parquet",
+        &["path: &str", "target: &str", "Dataset"],
+        "Like `validate::load_parquet(path)`, with the target in column `target`.\n```rhai\nlet data = validate::load_parquet(\"data/validation.parquet\", \"demand\");\n```",
+        move |call: NativeCallContext, path: &str, target: &str| -> RhaiResult<DataRef> {
+            c.ws.resolve(path)
+                .and_then(|rel| load_logged(&c, DataKey::Parquet { path: rel, target: target.to_string(), options: LoadOptions::default() }))
+                .map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = v.clone();
+    f.add(
+        "load_parquet",
+        &["path: &str", "target: &str", "options: Map", "Dataset"],
+        "Like `validate::load_parquet(path, target)`, with the options of `validate::load_csv` (`features`, `timestamp`, `id`, `max_bytes`; a Parquet timestamp column may be a `TIMESTAMP`, a `DATE` or strings).\n```rhai\nlet data = validate::load_parquet(\"data/validation.parquet\", \"y\", #{ timestamp: \"timestamp\", id: \"symbol\" });\n```",
+        move |call: NativeCallContext, path: &str, target: &str, options: Map| -> RhaiResult<DataRef> {
+            LoadOptions::from_map(&options, "validate::load_parquet")
+                .and_then(|options| Ok(DataKey::Parquet { path: c.ws.resolve(path)?, target: target.to_string(), options }))
+                .and_then(|key| load_logged(&c, key))
+                .map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = v.clone();
+    f.add(
+        "time_range",
+        &["data: Dataset", "Map"],
+        "The earliest and latest timestamp of data loaded with a `timestamp` column, as RFC 3339 UTC strings (`#{ column, min, max, min_micros, max_micros }`; the `_micros` values are microseconds since 1970 and compare as numbers), for the post-rollback leakage check. Fails when the data has no timestamp column.\n```rhai\nlet span = validate::time_range(data);\nassert(span.min > \"2026-10-01\", `validation data starts at ${span.min}, inside the training window`);\n```",
+        move |call: NativeCallContext, data: DataRef| -> RhaiResult<Map> {
+            time_range(&data.0).map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = v.clone();
+    f.add(
         "load_npy",
         &["path: &str", "Dataset"],
         "Load one 2-D `.npy` matrix (float64 or float32): the last column is the target, the others are features named `x0`, `x1`, ...\n```rhai\nlet data = validate::load_npy(\"data/validation.npy\");\n```",
@@ -670,7 +1041,7 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "load_model",
         &["path: &str", "Model"],
-        "Load a model from JSON: a linear model (`{\"type\": \"linear\", \"weights\": [...], \"bias\": b, \"features\": [...]}`) or an XGBoost model (`save_model(\"m.json\")`), told apart by content. Other formats: `validate::external_model`.\n```rhai\nlet model = validate::load_model(\"models/sl_model_v4.json\");\nprint(model.kind);\n```",
+        "Load a model, told apart by content: a linear model (`{\"type\": \"linear\", \"weights\": [...], \"bias\": b, \"features\": [...]}`), an XGBoost model (`save_model(\"m.json\")` or `\"m.ubj\"`; gbtree, dart or gblinear; regression, binary, count, gamma, tweedie, quantile and multi-class objectives; categorical splits; `best_iteration` honoured as `XGBRegressor.predict` does, and logged) or a LightGBM text model (`save_model(\"model.txt\")`). Other formats: `validate::external_model`.\n```rhai\nlet model = validate::load_model(\"models/sl_model_v4.json\");\nprint(model.kind);\n```",
         move |call: NativeCallContext, path: &str| -> RhaiResult<ModelRef> { load_model(&c, path).map_err(|e| c.fail_at(&call, e)) },
     );
     let c = v.clone();
@@ -725,6 +1096,26 @@ pub fn family(ctx: &Ctx) -> Family {
             },
         );
     }
+    for (name, doc) in [
+        (
+            "log_loss",
+            "Log loss of a classifier (binary: the predicted probability of class 1; multi-class: the class probabilities), with the targets as class numbers `0..classes`; probabilities are clipped to [ε, 1-ε] as scikit-learn does.",
+        ),
+        (
+            "accuracy",
+            "The share of rows whose predicted class is the target (a binary model predicts class 1 when its probability is above 0.5).",
+        ),
+    ] {
+        let c = v.clone();
+        f.add(
+            name,
+            &["data: Dataset", "predictions: Predictions", "f64"],
+            &format!("{doc} Logged as a check. Fails for a model that is not a classifier.\n```rhai\nlet v = validate::{name}(data, validate::predict(model, data));\n```"),
+            move |call: NativeCallContext, data: DataRef, predictions: Predictions| -> RhaiResult<f64> {
+                class_metric(&c, name, &data, &predictions).map_err(|e| c.fail_at(&call, e))
+            },
+        );
+    }
     let c = v.clone();
     f.add(
         "metrics",
@@ -738,7 +1129,7 @@ pub fn family(ctx: &Ctx) -> Family {
     f.add(
         "evaluate",
         &["model_path: &str", "data_path: &str", "Map"],
-        "Load a model and data (CSV with target `y`, or a `.npy` matrix), predict, and return all metrics as in `validate::metrics`; logged as one check.\n```rhai\nlet m = validate::evaluate(\"models/sl_model_v4.json\", \"data/validation.csv\");\n```",
+        "Load a model and data (CSV or Parquet with target `y`, or a `.npy` matrix, told by the extension), predict, and return all metrics as in `validate::metrics` (with `log_loss` and `accuracy` for a classifier); logged as one check, with how the model was evaluated (XGBoost's `best_iteration` cut) when that matters.\n```rhai\nlet m = validate::evaluate(\"models/sl_model_v4.json\", \"data/validation.csv\");\n```",
         move |call: NativeCallContext, model_path: &str, data_path: &str| -> RhaiResult<Map> {
             evaluate(&c, model_path, data_path, DEFAULT_TARGET).map_err(|e| c.fail_at(&call, e))
         },
@@ -772,6 +1163,30 @@ pub fn family(ctx: &Ctx) -> Family {
         },
     );
     f
+}
+
+/// `validate::time_range`: the data's timestamp span.
+fn time_range(data: &Dataset) -> Result<Map> {
+    let Some((min, max)) = data.time_range() else {
+        return Err(Error::invalid(
+            "validate::time_range",
+            format!(
+                "data `{}` was loaded without a timestamp column; load it with `#{{ timestamp: \"COLUMN\" }}`",
+                data.source
+            ),
+        ));
+    };
+    let mut map = Map::new();
+    let column = data
+        .timestamps
+        .as_ref()
+        .map_or(String::new(), |t| t.column.clone());
+    map.insert("column".into(), Dynamic::from(column));
+    map.insert("min".into(), Dynamic::from(core::format_timestamp(min)));
+    map.insert("max".into(), Dynamic::from(core::format_timestamp(max)));
+    map.insert("min_micros".into(), Dynamic::from_int(min as INT));
+    map.insert("max_micros".into(), Dynamic::from_int(max as INT));
+    Ok(map)
 }
 
 /// Register the custom types scripts get from `validate::` (`Dataset`, `Model`,
@@ -821,10 +1236,24 @@ pub fn register_types(engine: &mut Engine) {
 
     getter(
         engine,
+        "text_columns",
+        "data: &mut Dataset",
+        "Array",
+        "Columns left out of the features because they hold text (a symbol, a date).",
+        |d: &mut DataRef| -> Array {
+            d.0.text_columns
+                .iter()
+                .map(|t| Dynamic::from(t.name.clone()))
+                .collect()
+        },
+    );
+
+    getter(
+        engine,
         "kind",
         "model: &mut Model",
         "String",
-        "`linear`, `xgboost` or `external`.",
+        "`linear`, `xgboost`, `lightgbm` or `external`.",
         |m: &mut ModelRef| m.kind().to_string(),
     );
     getter(
@@ -1026,7 +1455,13 @@ mod tests {
         let (again, cached) = load_data(&ctx, key()).unwrap();
         assert!(cached && Rc::ptr_eq(&first, &again));
         // A rewrite of the file does, even with the same size.
-        write(&ctx, "d.csv", b"a,y\n3,4\n");
+        write(
+            &ctx,
+            "d.csv",
+            b"a,y
+3,4
+",
+        );
         let (fresh, cached) = load_data(&ctx, key()).unwrap();
         assert!(!cached);
         assert_eq!(fresh.y.to_vec(), vec![4.0]);

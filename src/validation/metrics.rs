@@ -1,5 +1,6 @@
 //! Regression metrics over a pair of vectors `(y_true, y_pred)`: MSE, RMSE, MAE, R² and the
-//! largest absolute error.
+//! largest absolute error; and for classifiers, log loss (over class probabilities) and
+//! accuracy (over predicted classes), as scikit-learn computes them.
 //!
 //! A rollback decision hangs on these numbers, so they refuse input that would make them
 //! meaningless instead of returning NaN: vectors of different lengths, empty vectors, and any
@@ -7,7 +8,7 @@
 //! `mse > limit` would let a broken model through). The error names the first bad row,
 //! counting from 1, so it can be found in the data file.
 
-use ndarray::{ArrayView1, Zip};
+use ndarray::{ArrayView1, ArrayView2, Zip};
 
 use crate::error::{Error, Result};
 
@@ -62,6 +63,72 @@ pub fn r2(y_true: ArrayView1<f64>, y_pred: ArrayView1<f64>) -> Result<f64> {
         return Ok(if ss_res == 0.0 { 1.0 } else { 0.0 });
     }
     Ok(1.0 - ss_res / ss_tot)
+}
+
+/// Log loss of class probabilities: the mean of `-ln p[row, y_true[row]]`, with each
+/// probability clipped to `[eps, 1 - eps]` (`eps` the f64 machine epsilon, as
+/// scikit-learn's `log_loss` does for float64). `probabilities` has one column per class;
+/// the targets must be the class numbers `0..classes`.
+pub fn log_loss(y_true: ArrayView1<f64>, probabilities: ArrayView2<f64>) -> Result<f64> {
+    let what = || "metric `log_loss`".to_string();
+    if y_true.len() != probabilities.nrows() {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "the targets have {} values but the probabilities have {} rows; predict one row per target",
+                y_true.len(),
+                probabilities.nrows()
+            ),
+        ));
+    }
+    if y_true.is_empty() {
+        return Err(Error::invalid(
+            what(),
+            "there are no rows to score; validate on non-empty data",
+        ));
+    }
+    let classes = probabilities.ncols();
+    let eps = f64::EPSILON;
+    let mut sum = 0.0;
+    for (i, (&t, row)) in y_true.iter().zip(probabilities.rows()).enumerate() {
+        let class = class_of(t, classes).ok_or_else(|| {
+            Error::invalid(
+                what(),
+                format!("the target of row {} is {t}, not a class number from 0 to {}; give class numbers as the target", i + 1, classes.saturating_sub(1)),
+            )
+        })?;
+        let p = row[class];
+        if !p.is_finite() {
+            return Err(Error::invalid(
+                what(),
+                format!("the probability for row {} is {p}", i + 1),
+            ));
+        }
+        sum -= p.clamp(eps, 1.0 - eps).ln();
+    }
+    Ok(sum / y_true.len() as f64)
+}
+
+/// Log loss of a binary classifier whose predictions are the probability of class 1; the
+/// targets must be 0 or 1.
+pub fn log_loss_binary(y_true: ArrayView1<f64>, p_one: ArrayView1<f64>) -> Result<f64> {
+    check("log_loss", y_true, p_one)?;
+    let probabilities = ndarray::stack(ndarray::Axis(1), &[p_one.mapv(|p| 1.0 - p).view(), p_one])
+        .map_err(|e| Error::invalid("metric `log_loss`", e.to_string()))?;
+    log_loss(y_true, probabilities.view())
+}
+
+/// The share of rows whose predicted class equals the target.
+pub fn accuracy(y_true: ArrayView1<f64>, predicted: ArrayView1<f64>) -> Result<f64> {
+    check("accuracy", y_true, predicted)?;
+    let hits = Zip::from(y_true)
+        .and(predicted)
+        .fold(0usize, |n, &t, &p| n + usize::from(t == p));
+    Ok(hits as f64 / y_true.len() as f64)
+}
+
+fn class_of(t: f64, classes: usize) -> Option<usize> {
+    (t >= 0.0 && t.fract() == 0.0 && (t as usize) < classes).then_some(t as usize)
 }
 
 fn check(metric: &str, y_true: ArrayView1<f64>, y_pred: ArrayView1<f64>) -> Result<()> {
@@ -179,5 +246,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("target of row 2"), "{err}");
+    }
+
+    #[test]
+    fn classifier_metrics_match_scikit_learn() {
+        // sklearn.metrics.log_loss([0, 2, 1], [[.7, .2, .1], [.1, .1, .8], [.3, .4, .3]])
+        let t = array![0.0, 2.0, 1.0];
+        let p = array![[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]];
+        close(log_loss(t.view(), p.view()).unwrap(), 0.49870307570903244);
+        // log_loss([1, 0], [0.9, 0.2]) = (-ln .9 - ln .8) / 2
+        close(
+            log_loss_binary(array![1.0, 0.0].view(), array![0.9, 0.2].view()).unwrap(),
+            (-(0.9f64.ln()) - 0.8f64.ln()) / 2.0,
+        );
+        // A certain wrong answer is clipped, not infinite.
+        assert!(log_loss_binary(array![1.0].view(), array![0.0].view())
+            .unwrap()
+            .is_finite());
+        close(
+            accuracy(t.view(), array![0.0, 1.0, 1.0].view()).unwrap(),
+            2.0 / 3.0,
+        );
+        let err = log_loss(array![3.0].view(), array![[0.5, 0.5]].view())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 1 is 3, not a class number from 0 to 1"),
+            "{err}"
+        );
     }
 }

@@ -1,20 +1,27 @@
-//! Models that validation can evaluate natively, read from their JSON files: the linear
-//! model the SL pipeline writes (`{"type": "linear", "weights": [...], "bias": b,
-//! "features": [...]}`) and XGBoost boosters (`Booster.save_model("model.json")`).
+//! Models that validation can evaluate natively: the linear model the SL pipeline writes
+//! (`{"type": "linear", "weights": [...], "bias": b, "features": [...]}`), XGBoost boosters
+//! (`Booster.save_model`, JSON or UBJSON) and LightGBM text models
+//! (`booster.save_model("model.txt")`).
 //!
-//! The format is told from the document itself, not from the file name, because registries
-//! name artifacts freely (`sl_model_v3.json` may hold either). Before predicting, the
+//! The format is told from the bytes themselves, not from the file name, because registries
+//! name artifacts freely (`sl_model_v3.json` may hold any of them). Before predicting, the
 //! model's feature names are matched against the data's columns by name, so a model is
 //! never silently fed columns in the wrong order; a model without names gets the data's
 //! columns in order, and then their number must match exactly. Other formats go through
-//! [`crate::validation::external`].
+//! [`crate::effects::command`].
 
 use ndarray::Array1;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::validation::data::Dataset;
-use crate::validation::xgboost::{Booster, LearnerJson};
+use crate::validation::lightgbm;
+use crate::validation::xgboost::{json_message, Booster, LearnerJson, Output};
+
+/// Model files larger than this are refused before they are read: the largest XGBoost or
+/// LightGBM model a team validates is tens of megabytes, and a parsed document takes several
+/// times its size in memory.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// A model ready to predict.
 #[derive(Debug, Clone)]
@@ -29,8 +36,10 @@ pub enum Model {
         /// The model file as the user named it, for messages.
         source: String,
     },
-    /// A gradient-boosted tree ensemble from XGBoost.
-    XGBoost(Booster),
+    /// A gradient-boosted tree ensemble (or linear booster) from XGBoost.
+    XGBoost(Box<Booster>),
+    /// A gradient-boosted tree ensemble from LightGBM.
+    LightGbm(Box<lightgbm::Model>),
 }
 
 /// Everything a supported model document may hold at its top level; which fields are present
@@ -46,12 +55,33 @@ struct ModelDocument {
 }
 
 impl Model {
-    /// Read and parse a model file. See [`Model::from_json_bytes`].
+    /// Read and parse a model file (at most [`MAX_MODEL_BYTES`]). See [`Model::from_bytes`].
     pub fn load(input: impl crate::validation::data::Input, display_path: &str) -> Result<Model> {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut input.open(display_path)?, &mut bytes)
-            .map_err(|e| Error::io(display_path, "read", e))?;
-        Model::from_json_bytes(&bytes, display_path)
+        let file = input.open(display_path)?;
+        let bytes =
+            crate::validation::data::read_bounded(file, display_path, MAX_MODEL_BYTES, "model")?;
+        Model::from_bytes(&bytes, display_path)
+    }
+
+    /// Parse a model, telling the format from its bytes: a LightGBM text model starts with
+    /// the line `tree`, a UBJSON document with `{` and a length marker, and a JSON object
+    /// with `"type": "linear"` is a linear model, one with `learner` an XGBoost model.
+    pub fn from_bytes(bytes: &[u8], display_path: &str) -> Result<Model> {
+        if lightgbm::looks_like_lightgbm(bytes) {
+            return lightgbm::Model::from_text(bytes, display_path)
+                .map(|m| Model::LightGbm(Box::new(m)));
+        }
+        if crate::validation::ubjson::looks_like_ubjson(bytes) {
+            return Booster::from_bytes(bytes, display_path).map(|b| Model::XGBoost(Box::new(b)));
+        }
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some() && first != Some(&b'{') && !bytes.starts_with(b"\xEF\xBB\xBF{") {
+            return Err(Error::invalid(
+                format!("model `{display_path}`"),
+                "it is neither JSON, UBJSON nor a LightGBM text model (XGBoost's deprecated binary format, pickles and ONNX files are not read natively); re-save an XGBoost model with `save_model(\"model.json\")`, or use `validate::external_model`",
+            ));
+        }
+        Model::from_json_bytes(bytes, display_path)
     }
 
     /// Parse a model from JSON, telling the format from its content: an object with
@@ -62,17 +92,18 @@ impl Model {
             format: "model JSON",
             line: e.line(),
             column: e.column(),
-            message: e.to_string(),
+            message: json_message(&e),
         })?;
         let invalid = |message: String| Error::invalid(format!("model `{display_path}`"), message);
         if let Some(learner) = doc.learner {
-            return Booster::from_learner(learner, display_path).map(Model::XGBoost);
+            return Booster::from_learner(learner, display_path)
+                .map(|b| Model::XGBoost(Box::new(b)));
         }
         match doc.kind.as_deref() {
             Some("linear") => {}
             Some(other) => {
                 return Err(invalid(format!(
-                    "model type `{other}` cannot be evaluated natively (supported: `linear`, XGBoost JSON); use an external predictor for it"
+                    "model type `{other}` cannot be evaluated natively (supported: `linear`, XGBoost JSON or UBJSON, LightGBM text); use `validate::external_model` for it"
                 )))
             }
             None => {
@@ -126,14 +157,57 @@ impl Model {
         match self {
             Model::Linear { features, .. } => features.as_deref(),
             Model::XGBoost(b) => b.feature_names(),
+            Model::LightGbm(m) => Some(m.feature_names()),
         }
     }
 
-    /// A short name for the kind of model, for logs: `linear` or `xgboost`.
+    /// A short name for the kind of model, for logs: `linear`, `xgboost` or `lightgbm`.
     pub fn kind(&self) -> &'static str {
         match self {
             Model::Linear { .. } => "linear",
             Model::XGBoost(_) => "xgboost",
+            Model::LightGbm(_) => "lightgbm",
+        }
+    }
+
+    /// Whether the model predicts class probabilities or classes, so that log loss and
+    /// accuracy apply (binary and multi-class classifiers).
+    pub fn is_classifier(&self) -> bool {
+        match self {
+            Model::Linear { .. } => false,
+            Model::XGBoost(b) => b.is_classifier(),
+            Model::LightGbm(m) => m.is_classifier(),
+        }
+    }
+
+    /// The number of classes of a multi-class model, else `None`.
+    pub fn num_classes(&self) -> Option<usize> {
+        match self {
+            Model::Linear { .. } => None,
+            Model::XGBoost(b) => b.num_classes(),
+            Model::LightGbm(m) => m.num_classes(),
+        }
+    }
+
+    /// What the run log should say about how the model is evaluated (XGBoost's
+    /// `best_iteration` cut), if anything.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Model::XGBoost(b) => b.note(),
+            _ => None,
+        }
+    }
+
+    /// Predict, with class probabilities for multi-class models (`values` is then the most
+    /// probable class).
+    pub fn predict_output(&self, data: &Dataset) -> Result<Output> {
+        match self {
+            Model::XGBoost(b) => b.predict_output(data),
+            Model::LightGbm(m) => m.predict_output(data),
+            Model::Linear { .. } => Ok(Output {
+                values: self.predict(data)?,
+                probabilities: None,
+            }),
         }
     }
 
@@ -142,6 +216,7 @@ impl Model {
     pub fn predict(&self, data: &Dataset) -> Result<Array1<f64>> {
         match self {
             Model::XGBoost(b) => b.predict(data),
+            Model::LightGbm(m) => m.predict(data),
             Model::Linear {
                 weights,
                 bias,

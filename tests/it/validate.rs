@@ -377,7 +377,7 @@ fn loader_errors_name_the_file_and_position() {
     ws.runbook(&["run", &rb])
         .run()
         .code(1)
-        .stderr_has("`configs/sl/training_configs.yaml` is not valid model JSON");
+        .stderr_has("model `configs/sl/training_configs.yaml`: it is neither JSON, UBJSON nor a LightGBM text model");
     // Leaving the workspace is refused and cannot be caught.
     let rb = runbook(
         &ws,
@@ -467,7 +467,7 @@ validate::gate("max_abs_error", worst, 1e-4, "the XGBoost fixture");
     ws.runbook(&["run", &rb])
         .run()
         .success()
-        .stdout_has("| xgboost on 200 rows")
+        .stdout_has("| xgboost on 340 rows")
         .stdout_has("gate: max_abs_error");
 }
 
@@ -706,4 +706,223 @@ assert((native - external).abs() < 1e-9, `${native} ${external}`);
     ws.runbook(&["run", &rb, "--dry-run"]).run().success();
     before.assert_same(&ws.snapshot());
     assert!(!ws.exists(".runbook/tmp"));
+}
+
+/// Copy a committed fixture into the workspace, bytes as they are (models may be binary).
+fn fixture_to(ws: &Ws, fixture: &str, rel: &str) {
+    let to = ws.join(rel);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(repo().join("tests/fixtures").join(fixture), to).unwrap();
+}
+
+/// What a trading dataset looks like: a timestamp, a symbol with a comma in it (quoted the
+/// way pandas quotes it), the features, the target; `;` as the delimiter.
+#[test]
+fn trading_csv_with_timestamp_symbol_and_quotes_validates_and_gives_its_time_range() {
+    let ws = Ws::empty();
+    ws.write(
+        "data/v.csv",
+        "timestamp;symbol;p;y\n2026-11-01T00:00:00Z;\"Apple; Inc.\";1;1.5\n2026-11-02 12:30:00;\"say \"\"hi\"\"\";2;2\n",
+    );
+    ws.write(
+        "models/m.json",
+        r#"{"type": "linear", "weights": [1.0], "bias": 0.0, "features": ["p"]}"#,
+    );
+    let rb = runbook(
+        &ws,
+        "trading",
+        r#"
+let data = validate::load_csv("data/v.csv", "y", #{ delimiter: ";", timestamp: "timestamp", id: "symbol" });
+let span = validate::time_range(data);
+print(`from ${span.min} to ${span.max}, column ${span.column}, features ${data.features}`);
+let m = validate::metrics(data, validate::predict(validate::load_model("models/m.json"), data));
+print(`mse ${m.mse}`);
+// Without options, the text columns are left out instead of failing the load.
+let plain = validate::load_csv("data/v.csv", "y", #{ delimiter: ";" });
+print(`text ${plain.text_columns}`);
+"#,
+    );
+    ws.runbook(&["run", &rb])
+        .run()
+        .success()
+        .stdout_has("| from 2026-11-01T00:00:00Z to 2026-11-02T12:30:00Z, column timestamp, features [\"p\"]")
+        .stdout_has("| mse 0.125")
+        .stdout_has("| text [\"timestamp\", \"symbol\"]")
+        .stdout_has("`timestamp` from 2026-11-01T00:00:00Z to 2026-11-02T12:30:00Z");
+    let log = ws.last_log();
+    let load = actions(&log, "validate.load")[0];
+    assert_eq!(load["result"]["time_min"], "2026-11-01T00:00:00Z", "{load}");
+    assert_eq!(load["args"]["options"]["delimiter"], ";", "{load}");
+}
+
+#[test]
+fn bad_load_options_are_named() {
+    let ws = Ws::empty();
+    ws.write("data/v.csv", "p,y\n1,2\n");
+    let rb = runbook(
+        &ws,
+        "opts",
+        r#"validate::load_csv("data/v.csv", "y", #{ delimeter: ";" });"#,
+    );
+    ws.runbook(&["run", &rb])
+        .run()
+        .code(1)
+        .stderr_has("validate::load_csv: unknown option `delimeter` (the options are `delimiter`, `features`, `timestamp`, `id`, `max_bytes`)");
+    let rb = runbook(
+        &ws,
+        "opts2",
+        r#"validate::time_range(validate::load_csv("data/v.csv"));"#,
+    );
+    ws.runbook(&["run", &rb])
+        .run()
+        .code(1)
+        .stderr_has("was loaded without a timestamp column");
+}
+
+/// The same data as Parquet and as CSV: the same dataset, and `load_data` picks the loader
+/// by extension.
+#[test]
+fn parquet_loads_like_its_csv() {
+    let ws = Ws::empty();
+    fixture_to(&ws, "parquet/validation.parquet", "data/v.parquet");
+    fixture_to(&ws, "parquet/validation.csv", "data/v.csv");
+    ws.write(
+        "models/m.json",
+        r#"{"type": "linear", "weights": [1.5, -2.0, 0.01], "bias": 0.0, "features": ["f0", "f1", "f2"]}"#,
+    );
+    ws.write(
+        "models/m2.json",
+        r#"{"type": "linear", "weights": [-2.0, 0.01], "bias": 0.0, "features": ["f1", "f2"]}"#,
+    );
+    ws.write(
+        "rb/lib/validation.rhai",
+        &std::fs::read_to_string(repo().join("runbooks/lib/validation.rhai")).unwrap(),
+    );
+    let rb = runbook(
+        &ws,
+        "pq",
+        r#"
+import "lib/validation" as v;
+let opts = #{ timestamp: "timestamp", id: "symbol" };
+let p = validate::load_parquet("data/v.parquet", "y", opts);
+let c = validate::load_csv("data/v.csv", "y", opts);
+let model = validate::load_model("models/m.json");
+let pp = validate::predict(model, p).to_array();
+let cp = validate::predict(model, c).to_array();
+let same = true;
+// f1 is float32 in the Parquet file, and its CSV holds the shortest decimal of each value.
+for i in 0..pp.len() { if (pp[i] - cp[i]).abs() > 1e-6 && !(pp[i].is_nan && cp[i].is_nan) { same = false; } }
+print(`rows ${p.rows} features ${p.features} text ${p.text_columns} same ${same}`);
+print(`span ${validate::time_range(p).max} ${validate::time_range(c).max}`);
+print(`by extension ${v::load_data("data/v.parquet", "y").rows}`);
+print(`evaluate rows ${validate::evaluate("models/m2.json", "data/v.parquet", "y").rows}`);
+"#,
+    );
+    ws.runbook(&["run", &rb])
+        .run()
+        .success()
+        .stdout_has("| rows 50 features [\"f0\", \"f1\", \"f2\"] text [] same true")
+        .stdout_has("| span 2026-11-03T01:00:00Z 2026-11-03T01:00:00Z")
+        .stdout_has("| by extension 50")
+        .stdout_has("| evaluate rows 50");
+}
+
+/// Early stopping through scikit-learn: `evaluate` uses rounds 0..=best_iteration and says
+/// so in the run log.
+#[test]
+fn early_stopped_xgboost_model_says_it_uses_best_iteration() {
+    let ws = Ws::empty();
+    fixture_to(&ws, "xgboost/early_stopping_ubj/model.ubj", "models/m.ubj");
+    fixture_to(&ws, "xgboost/early_stopping_ubj/data.csv", "data/d.csv");
+    let rb = runbook(
+        &ws,
+        "es",
+        r#"let m = validate::evaluate("models/m.ubj", "data/d.csv"); print(`mse ${m.mse}`);"#,
+    );
+    ws.runbook(&["run", &rb])
+        .run()
+        .success()
+        .stdout_has("as XGBRegressor.predict does");
+    let log = ws.last_log();
+    let eval = actions(&log, "validate.evaluate")[0];
+    let note = eval["result"]["model_note"].as_str().unwrap();
+    assert!(note.starts_with("best_iteration "), "{eval}");
+}
+
+/// Classifiers get log loss and accuracy; a regression model is refused them by name.
+#[test]
+fn classifiers_are_scored_with_log_loss_and_accuracy() {
+    let ws = Ws::empty();
+    fixture_to(&ws, "xgboost/multi_softprob/model.json", "models/mc.json");
+    fixture_to(&ws, "xgboost/multi_softprob/data.csv", "data/mc.csv");
+    fixture_to(&ws, "lightgbm/binary/model.txt", "models/b.txt");
+    fixture_to(&ws, "lightgbm/binary/data.csv", "data/b.csv");
+    fixture_to(&ws, "lightgbm/regression/model.txt", "models/r.txt");
+    let rb = runbook(
+        &ws,
+        "cls",
+        r#"
+let d = validate::load_csv("data/mc.csv");
+let p = validate::predict(validate::load_model("models/mc.json"), d);
+let ll = validate::log_loss(d, p);
+let acc = validate::accuracy(d, p);
+assert(ll > 0.0 && ll < 1.1 && acc > 0.5 && acc <= 1.0, `${ll} ${acc}`);
+let b = validate::load_csv("data/b.csv");
+let bm = validate::load_model("models/b.txt");
+print(`kind ${bm.kind} accuracy ${validate::accuracy(b, validate::predict(bm, b)) > 0.8}`);
+let e = validate::evaluate("models/b.txt", "data/b.csv");
+print(`evaluate has ${"log_loss" in e} ${"accuracy" in e}`);
+validate::log_loss(b, validate::predict(validate::load_model("models/r.txt"), b));
+"#,
+    );
+    ws.runbook(&["run", &rb])
+        .run()
+        .code(1)
+        .stdout_has("| kind lightgbm accuracy true")
+        .stdout_has("| evaluate has true true")
+        .stderr_has("model `models/r.txt` is not a classifier");
+}
+
+/// Hostile and oversized inputs fail with exit 1 and a message, never a panic or an abort.
+#[test]
+fn hostile_inputs_fail_cleanly() {
+    let ws = Ws::empty();
+    // 928 bytes whose header claims shape (10^12, 9): aborted with exit 134 before.
+    let mut huge = npy(&[vec![0.0; 9]]);
+    let header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 9), }";
+    huge.truncate(10);
+    let mut dict = header.to_vec();
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
+        dict.push(b' ');
+    }
+    dict.push(b'\n');
+    huge[8..10].copy_from_slice(&(dict.len() as u16).to_le_bytes());
+    huge.extend_from_slice(&dict);
+    huge.resize(928, 0);
+    std::fs::create_dir_all(ws.join("data")).unwrap();
+    std::fs::write(ws.join("data/huge.npy"), &huge).unwrap();
+    ws.write("data/big.csv", "a,y\n1,2\n3,4\n");
+    std::fs::create_dir_all(ws.join("models")).unwrap();
+    std::fs::write(
+        ws.join("models/m.ubj"),
+        b"{L\x7f\xff\xff\xff\xff\xff\xff\xff",
+    )
+    .unwrap();
+    for (call, want) in [
+        (
+            r#"validate::load_npy("data/huge.npy");"#,
+            "announces shape [1000000000000, 9]",
+        ),
+        (
+            r#"validate::load_csv("data/big.csv", "y", #{ max_bytes: 8 });"#,
+            "more than the 0.0 GiB limit",
+        ),
+        (
+            r#"validate::load_model("models/m.ubj");"#,
+            "`models/m.ubj` is not valid XGBoost UBJSON",
+        ),
+    ] {
+        let rb = runbook(&ws, "hostile", call);
+        ws.runbook(&["run", &rb]).run().code(1).stderr_has(want);
+    }
 }
