@@ -316,7 +316,7 @@ fn a_full_rollback_killed_at_every_point_is_resumable_and_undoable() {
 #[test]
 fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
     let base = Ws::demo();
-    // Kill it just after it wrote the registry (the first crash point past that write).
+    // Kill it just after it promoted the good version (the first crash point past that).
     let ws = (10..200)
         .find_map(|n| {
             let ws = base.copy();
@@ -328,7 +328,7 @@ fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
             let wrote = ws
                 .last_log()
                 .iter()
-                .any(|e| e["event"] == "disk" && e["op"]["write"] == "models/registry.json");
+                .any(|e| e["event"] == "action" && e["op"] == "registry.set_production");
             wrote.then_some(ws)
         })
         .unwrap();
