@@ -9,10 +9,12 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(csv npy xgboost lightgbm)
+    targets=(csv npy xgboost lightgbm registry header)
 fi
 fixtures=../tests/fixtures
-mkdir -p corpus/csv corpus/npy corpus/xgboost corpus/lightgbm
+mkdir -p corpus/csv corpus/npy corpus/xgboost corpus/lightgbm corpus/registry corpus/header
+cp ../runbooks/*.rhai corpus/header/ 2>/dev/null || true
+printf '[{"name":"m","version":"v1","model_path":"a","is_production":true,"status":"production","promoted_at":null,"metrics":{}}]' > corpus/registry/one
 # Seeds: real files of each kind (the CSV target takes a mode byte first).
 for f in "$fixtures"/xgboost/*/data.csv "$fixtures"/parquet/validation.csv; do
     name=${f#"$fixtures"/}

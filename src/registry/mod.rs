@@ -24,7 +24,7 @@ mod json_store;
 mod mlflow_store;
 mod store;
 
-pub use json_store::JsonFileStore;
+pub use json_store::{parse as parse_json_registry, render as render_json_registry, JsonFileStore};
 pub use mlflow_store::{MlflowConfig, MlflowStore, LOCK_MODEL};
 pub use store::{open as open_store, unlock, Store, StoreConfig, CONFIG_FILE};
 
