@@ -495,3 +495,47 @@ fn commands_are_confined_journaled_and_can_be_forbidden() {
         .code(1)
         .stderr_has("`sh` is not in `commands.allow`");
 }
+
+#[test]
+fn concurrent_refusals_always_name_the_run_holding_the_lock() {
+    let ws = Ws::demo();
+    ws.write(
+        "rb/busy.rhai",
+        "//! name: busy\n//! version: 1.0.0\n//! description: holds the lock a while\nfs::write(\"busy.txt\", \"1\");\nlet x = 0;\nfor i in 0..4000000 { x += i; }\n",
+    );
+    let mut holder = std::process::Command::new(BIN)
+        .args(["run", "rb/busy.rhai", "-q"])
+        .current_dir(ws.path())
+        .spawn()
+        .unwrap();
+    // Wait until it holds the lock (its marker is there).
+    let t = std::time::Instant::now();
+    while !ws
+        .join(".runbook/active")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(t.elapsed().as_secs() < 20, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let others: Vec<_> = (0..10)
+        .map(|_| {
+            std::process::Command::new(BIN)
+                .args(["run", "rb/busy.rhai", "-q"])
+                .current_dir(ws.path())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in others {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("another run is changing it (run ") && stderr.contains(" by pid "),
+            "{stderr}"
+        );
+    }
+    assert!(holder.wait().unwrap().success());
+}
