@@ -711,6 +711,18 @@ impl Workspace {
         }
     }
 
+    /// Whether what the disk holds below `dir` is part of the run's view: `dir` is a
+    /// directory on disk and the overlay has not removed or replaced it.
+    fn disk_counts_below(&self, dir: &RelPath) -> bool {
+        let hidden = matches!(
+            self.overlay.lookup(dir),
+            Lookup::Hidden
+                | Lookup::Overlay(Entry::Removed)
+                | Lookup::Overlay(Entry::Dir { shadows_disk: true })
+        );
+        !hidden && self.root.dir(dir).is_ok()
+    }
+
     /// Every file below `dir` (recursively), as the run sees them, sorted by path.
     /// Symlinks are listed but not followed.
     pub fn walk_files(&self, dir: &RelPath) -> Result<Vec<Listed>> {
@@ -721,13 +733,7 @@ impl Workspace {
     /// name test runs before a file's metadata is read.
     pub fn walk(&self, dir: &RelPath, filter: &WalkFilter) -> Result<Vec<Listed>> {
         let mut out = Vec::new();
-        let hidden_root = matches!(
-            self.overlay.lookup(dir),
-            Lookup::Hidden
-                | Lookup::Overlay(Entry::Removed)
-                | Lookup::Overlay(Entry::Dir { shadows_disk: true })
-        );
-        if !hidden_root && self.root.dir(dir).is_ok() {
+        if self.disk_counts_below(dir) {
             let found = disk::walk(&self.root, dir, filter)
                 .map_err(|(path, e)| Error::io(path, "list", e))?;
             let overlay_empty = self.overlay.is_empty();
@@ -1123,13 +1129,7 @@ impl Workspace {
     /// not followed), in path order, hidden files included: what a copy of `dir` holds.
     fn tree(&self, dir: &RelPath) -> Result<Vec<(RelPath, bool)>> {
         let mut out: BTreeMap<RelPath, bool> = BTreeMap::new();
-        let hidden_root = matches!(
-            self.overlay.lookup(dir),
-            Lookup::Hidden
-                | Lookup::Overlay(Entry::Removed)
-                | Lookup::Overlay(Entry::Dir { shadows_disk: true })
-        );
-        if !hidden_root && self.root.dir(dir).is_ok() {
+        if self.disk_counts_below(dir) {
             let mut below = Vec::new();
             disk::all_below(&self.root, dir, &mut below);
             for (p, is_dir) in below {
