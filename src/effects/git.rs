@@ -723,8 +723,3 @@ pub fn tags(ws: &Workspace) -> Result<Vec<String>> {
     tags.extend(plan(ws).tags.keys().cloned());
     Ok(tags.into_iter().collect())
 }
-
-/// Whether the planned commits have been made (a tag then lands on "the new commit").
-pub fn commit_planned(ws: &Workspace) -> bool {
-    !plan(ws).commits.is_empty()
-}

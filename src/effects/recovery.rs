@@ -43,6 +43,16 @@ pub struct DiskOp {
     pub seq: usize,
     pub op: Value,
     pub happened: bool,
+    /// An append that had only created its file (empty) when the run died: nothing was
+    /// written, but the file is the run's, so reversing the run takes it away.
+    pub created_empty: bool,
+}
+
+impl DiskOp {
+    /// Whether reversing the run must reverse this change.
+    fn to_reverse(&self) -> bool {
+        self.happened || self.created_empty
+    }
 }
 
 /// What a run's log says it did.
@@ -124,6 +134,7 @@ impl LoggedRun {
                     seq: seq.unwrap_or(0),
                     op: event["op"].clone(),
                     happened: false,
+                    created_empty: false,
                 }),
                 Some("resume") => run.ended = None,
                 _ => {}
@@ -141,6 +152,11 @@ impl LoggedRun {
         let completed = run.completed.clone();
         for op in &mut run.disk {
             op.happened = completed.contains(&op.seq) || happened(ws, &op.op);
+            op.created_empty = !op.happened
+                && op.op["at"].as_u64() == Some(0)
+                && rel_of(&op.op["append"])
+                    .and_then(|p| ws.root.lstat(&p).ok())
+                    .is_some_and(|st| st.st_size == 0);
         }
         Ok(run)
     }
@@ -342,7 +358,7 @@ impl Workspace {
         }
         self.journal.reopen_log(&self.root)?;
         // The view as the run found it: every change that happened, reversed, newest first.
-        for d in run.disk.iter().rev().filter(|d| d.happened) {
+        for d in run.disk.iter().rev().filter(|d| d.to_reverse()) {
             reverse_in_view(self, &self.overlay, &d.op)?;
         }
         let recorded: Vec<Value> = run
@@ -445,16 +461,15 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
             format!("it made a git change (`{git}`), which undo cannot reverse safely; its saved uncommitted work is in `.runbook/trash/{}/` (`git apply` the patch there)", run.run_id),
         ));
     }
-    if ws.journal.dry_run() {
-        // Nothing to sweep in a dry run: it changes nothing.
-    } else {
+    // A dry run changes nothing, temp files included.
+    if !ws.journal.dry_run() {
         for (from, to) in sweep_temp_files(ws, run) {
             let _ = crate::output::print_in_run(format_args!(
                 "moved the temp file `{from}` left by the run to `{to}`\n"
             ));
         }
     }
-    let ops: Vec<&DiskOp> = run.disk.iter().filter(|d| d.happened).collect();
+    let ops: Vec<&DiskOp> = run.disk.iter().filter(|d| d.to_reverse()).collect();
     // What the run left must still be there: the last change of the run to each path must
     // still show on disk (an earlier one may have been replaced by the run itself).
     let mut changed = Vec::new();
@@ -467,7 +482,7 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
             if !seen.insert(p.clone()) {
                 continue;
             }
-            if !happened(ws, &d.op) {
+            if !d.created_empty && !happened(ws, &d.op) {
                 changed.push(p.to_string());
             }
         }
@@ -584,10 +599,8 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
 }
 
 /// After an undo or a resume: the run is no longer unfinished.
-pub fn settle(ws: &Workspace, run_id: &str, how: &str) {
-    if ws.journal.dry_run() {
-        return;
+pub fn settle(ws: &Workspace, run_id: &str) {
+    if !ws.journal.dry_run() {
+        own::clear_active(&ws.root, run_id);
     }
-    own::clear_active(&ws.root, run_id);
-    let _ = how;
 }

@@ -87,6 +87,35 @@ struct Fields {
     promoted_at: Option<Value>,
 }
 
+/// serde_json's recursion limit: an entry nested deeper cannot be read as a value.
+const MAX_NESTING: usize = 127;
+
+/// How deep the arrays and objects of valid JSON text nest (brackets in strings skipped).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Whether `s` may be a model name or version: letters, digits, `.`, `_`, `-`, `+`, starting
 /// with a letter or digit, at most 128 characters.
 pub fn is_plain_name(s: &str) -> bool {
@@ -110,13 +139,13 @@ impl Entry {
                 "is not an object".to_string()
             }
         })?;
-        // Deeper than serde_json's nesting limit: every later read of the entry would fail.
-        serde_json::from_str::<Value>(raw.get()).map_err(|e| {
-            format!(
-                "cannot be read: {}",
-                e.to_string().split(" at line").next().unwrap_or_default()
-            )
-        })?;
+        // Deeper than serde_json's nesting limit, every later read of the entry would fail;
+        // a scan of the brackets says so without parsing the entry a second time.
+        if nesting_depth(raw.get()) > MAX_NESTING {
+            return Err(format!(
+                "cannot be read: it nests more than {MAX_NESTING} levels deep"
+            ));
+        }
         let text = |v: &Option<Value>| {
             v.as_ref()
                 .and_then(Value::as_str)
@@ -586,6 +615,12 @@ mod tests {
             &json!({"name": "m", "version": "*", "model_path": "x", "is_production": false, "status": "staging"}),
         );
         assert!(e.unwrap_err().contains("`version` may hold only"));
+    }
+
+    #[test]
+    fn nesting_depth_skips_strings() {
+        assert_eq!(nesting_depth(r#"{"a": [1, {"b": "[[[{"}]}"#), 3);
+        assert_eq!(nesting_depth(r#""\"[""#), 0);
     }
 
     #[test]

@@ -307,7 +307,7 @@ pub fn undo(
         Ok(_) => {
             ws.journal().run_end(Status::Ok, None);
             if !dry_run {
-                crate::effects::recovery::settle(&ws, target, "undone");
+                crate::effects::recovery::settle(&ws, target);
             }
             Ok(outcome)
         }
