@@ -100,6 +100,13 @@ pub enum Effect<'a> {
     GitCommit { message: String, all: bool },
     /// `git tag -a NAME -m MESSAGE` on `HEAD`.
     GitTag { name: String, message: String },
+    /// Index entries of `paths` back to `commit`'s, then the `staged` patch applied to the
+    /// index: `runbook undo` of a checkout.
+    GitRestoreIndex {
+        commit: String,
+        paths: Vec<RelPath>,
+        staged: Option<RelPath>,
+    },
     /// Stop the process a pid file names: SIGTERM, wait, SIGKILL; the pid file to the trash.
     StopProcess {
         pidfile: RelPath,
@@ -173,6 +180,9 @@ impl Effect<'_> {
             }
             Effect::GitCommit { message, all } => json!({"git_commit": message, "all": all}),
             Effect::GitTag { name, .. } => json!({"git_tag": name}),
+            Effect::GitRestoreIndex { commit, paths, .. } => {
+                json!({"git_restore_index": commit, "paths": paths.iter().map(|p| p.as_str()).collect::<Vec<_>>()})
+            }
             Effect::StopProcess { pidfile, pid, .. } => {
                 json!({"stop_process": pidfile.as_str(), "pid": pid})
             }
@@ -195,7 +205,8 @@ impl Effect<'_> {
             Effect::GitCheckout { .. }
             | Effect::GitAdd { .. }
             | Effect::GitCommit { .. }
-            | Effect::GitTag { .. } => ActionKind::Git,
+            | Effect::GitTag { .. }
+            | Effect::GitRestoreIndex { .. } => ActionKind::Git,
             Effect::StopProcess { .. } => ActionKind::Process,
             Effect::Registry { .. } => ActionKind::Registry,
         }
@@ -931,6 +942,14 @@ impl Workspace {
             },
             Effect::GitTag { name, message } => Outcome {
                 git: Some(git::tag(self, &name, &message)?),
+                ..Outcome::default()
+            },
+            Effect::GitRestoreIndex {
+                commit,
+                paths,
+                staged,
+            } => Outcome {
+                git: Some(git::restore_index(self, &commit, &paths, staged.as_ref())?),
                 ..Outcome::default()
             },
             Effect::StopProcess {
