@@ -280,6 +280,9 @@ pub struct Workspace {
     /// The effect being performed, for the disk events it logs.
     current: std::cell::Cell<Option<usize>>,
     replay: RefCell<Option<Replay>>,
+    /// In a resume: the effects the interrupted run had begun and not completed (their
+    /// canonical descriptions), which may be half done.
+    cut_short: RefCell<Vec<Value>>,
     no_exec: std::cell::Cell<bool>,
     run_id: String,
     overlay: Overlay,
@@ -330,6 +333,7 @@ impl Workspace {
             seq: std::cell::Cell::new(1),
             current: std::cell::Cell::new(None),
             replay: RefCell::new(None),
+            cut_short: RefCell::new(Vec::new()),
             no_exec: std::cell::Cell::new(false),
             run_id: run_id.to_string(),
             overlay: Overlay::default(),
@@ -967,6 +971,13 @@ impl Workspace {
             }
         };
         Ok(outcome)
+    }
+
+    /// Whether `effect` is one the run this run resumes had begun and not completed: a
+    /// primitive that would skip it as already done (a process that is gone now) performs
+    /// it so that its last part (the pid file to the trash) happens as it would have.
+    pub fn was_cut_short(&self, effect: &Effect<'_>) -> bool {
+        self.cut_short.borrow().contains(&effect.describe())
     }
 
     /// Record a check: something read and judged (a metric, a gate, a process with nothing

@@ -393,6 +393,12 @@ impl Workspace {
             .filter(|(seq, _)| run.done(*seq))
             .map(|(_, e)| e.clone())
             .collect();
+        *self.cut_short.borrow_mut() = run
+            .intents
+            .iter()
+            .filter(|(seq, _)| !run.done(*seq))
+            .map(|(_, e)| e.clone())
+            .collect();
         self.seq.set(run.last_seq + 1);
         self.mode.set(super::Mode::Replaying);
         *self.replay.borrow_mut() = Some(super::Replay { recorded, next: 0 });
