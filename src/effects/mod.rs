@@ -292,6 +292,10 @@ pub struct Workspace {
     /// refused, never followed. A path asked about many times (the registry file, a model
     /// file) costs one walk instead of one per question, a third of a small run's syscalls.
     resolved: RefCell<HashMap<(String, bool), RelPath>>,
+    /// Directory listings since this run last changed the disk, by canonical path: globs
+    /// and `exist_all` over a directory of 100,000 files list it once, not once each. Like
+    /// `resolved`, names only; every open still goes through the sandbox.
+    listings: RefCell<HashMap<RelPath, disk::Listing>>,
     durability: Durability,
     journal: Journal,
     /// What a real run changed, fsynced when it ends under `Durability::EndOfRun`: files
@@ -344,6 +348,7 @@ impl Workspace {
             run_id: run_id.to_string(),
             overlay: Overlay::default(),
             resolved: RefCell::new(HashMap::new()),
+            listings: RefCell::new(HashMap::new()),
             durability: Durability::EndOfRun,
             journal: Journal::without_log(run_id, dry_run, console),
             touched_files: RefCell::default(),
@@ -680,8 +685,8 @@ impl Workspace {
                 let listing = listings.entry(parent.clone()).or_insert_with(|| {
                     let dir = parent.clone().unwrap_or_default();
                     let canon = self.root.canonical(&dir, true).ok()?;
-                    let entries = disk::list(&self.root, &canon).ok()?;
-                    Some((canon, entries.into_iter().collect()))
+                    let entries = self.list_disk(&canon).ok()?;
+                    Some((canon, entries.iter().cloned().collect()))
                 });
                 let Some((canon_parent, names)) = listing.as_ref() else {
                     return self
@@ -707,6 +712,18 @@ impl Workspace {
                 }
             })
             .collect()
+    }
+
+    /// The entries of directory `dir` (canonical) on disk, from the run's cache.
+    fn list_disk(&self, dir: &RelPath) -> std::io::Result<disk::Listing> {
+        if let Some(hit) = self.listings.borrow().get(dir) {
+            return Ok(hit.clone());
+        }
+        let listed: disk::Listing = std::rc::Rc::new(disk::list(&self.root, dir)?);
+        self.listings
+            .borrow_mut()
+            .insert(dir.clone(), listed.clone());
+        Ok(listed)
     }
 
     /// Does the path exist (file or directory) in the state the run sees?
@@ -812,7 +829,8 @@ impl Workspace {
             require_literal_leading_dot: true,
         };
         let mut out = Vec::new();
-        for rel in disk::glob(&self.root, trimmed, &compiled, opts).map_err(bad)? {
+        let list = |dir: &RelPath| self.list_disk(dir);
+        for rel in disk::glob(&self.root, trimmed, &compiled, opts, &list).map_err(bad)? {
             if rel.first_component() != own::DIR
                 && matches!(self.overlay.lookup(&rel), Lookup::Disk)
             {
@@ -862,8 +880,10 @@ impl Workspace {
         self.current.set(Some(seq));
         let outcome = self.apply(effect);
         self.current.set(None);
-        // What was resolved before may lead elsewhere now (a directory made or moved).
+        // What was resolved or listed before may be different now (a directory made, a
+        // file moved).
         self.resolved.borrow_mut().clear();
+        self.listings.borrow_mut().clear();
         let outcome = outcome?;
         if is_mkdir && !outcome.made {
             return Ok(outcome);
