@@ -116,6 +116,48 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Make a plan to review: a dry run whose effects, and the state of everything it read,
+    /// are saved for `runbook apply`.
+    #[command(
+        after_help = "The plan file (-o) is JSON: the runbook (path, name, version, sha256), the parameters, each step with its effects, checks and messages, and a fingerprint of what the dry run read (files, listings, globs, git HEAD and dirty paths, registry entries). The same workspace and runbook give the same file byte for byte except `created_at`. `<timestamp>` and `<run-id>` stand for the real run's start time and id."
+    )]
+    Plan {
+        /// The runbook file, e.g. runbooks/full_rollback.rhai.
+        file: PathBuf,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Set a parameter the runbook declares in its header (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Save the plan (JSON) to FILE, outside the workspace, for `runbook apply FILE`.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// How to show the plan on stdout: `text`, `markdown` (for a pull request) or `json`.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "markdown", "json"])]
+        format: String,
+        /// Stop the dry run after this long; `0` disables it.
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
+        timeout: String,
+        /// Run no program at all (external predictors).
+        #[arg(long)]
+        no_exec: bool,
+    },
+    /// Run a saved plan for real: refused if its runbook or anything it read changed; stopped
+    /// before any effect that differs from the planned one.
+    Apply {
+        /// The plan file `runbook plan -o` wrote.
+        plan: PathBuf,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Apply without asking; needed when there is no terminal to ask on.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print nothing but errors.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
+        timeout: String,
+    },
     /// Parse and check runbooks without running them: header, syntax, calls to primitives.
     Check {
         /// Runbook files.
@@ -382,6 +424,46 @@ fn dispatch(command: Command) -> Result<i32> {
                 console,
                 Durability::EndOfRun,
             )
+            .map(|_| 0)
+        }
+        Command::Plan {
+            file,
+            workspace,
+            params,
+            out,
+            format,
+            timeout,
+            no_exec,
+        } => crate::runner::review::plan_command(
+            &runner::PlanOptions {
+                file,
+                workspace,
+                params,
+                timeout: parse_timeout(&timeout)?,
+                no_exec,
+            },
+            out.as_deref(),
+            &format,
+        ),
+        Command::Apply {
+            plan,
+            workspace,
+            yes,
+            quiet,
+            timeout,
+        } => {
+            let console = if quiet {
+                Console::Quiet
+            } else {
+                Console::Stdout
+            };
+            runner::apply(&runner::ApplyOptions {
+                plan,
+                workspace,
+                yes,
+                console,
+                timeout: parse_timeout(&timeout)?,
+            })
             .map(|_| 0)
         }
         Command::Unlock { workspace } => {

@@ -76,7 +76,8 @@ impl RunContext {
     /// `try`/`catch`.
     pub fn fail(&self, err: Error) -> Box<EvalAltResult> {
         match err {
-            Error::Sandbox { .. } => {
+            // A run that leaves its plan must stop, whatever the script catches.
+            Error::Sandbox { .. } | Error::Plan { .. } => {
                 let msg = err.to_string();
                 *self.fatal.borrow_mut() = Some(err);
                 Box::new(EvalAltResult::ErrorTerminated(

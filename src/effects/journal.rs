@@ -131,6 +131,8 @@ pub struct Journal {
     log_path: std::cell::OnceCell<PathBuf>,
     started: Instant,
     state: RefCell<State>,
+    /// The events kept in memory while a plan is recorded (see `plan.rs`).
+    capture: RefCell<Option<Vec<Value>>>,
 }
 
 impl Journal {
@@ -220,6 +222,7 @@ impl Journal {
                 actions: Vec::new(),
                 failed_step: None,
             }),
+            capture: RefCell::new(None),
         }
     }
 
@@ -235,9 +238,25 @@ impl Journal {
         self.log_path.get().map(PathBuf::as_path)
     }
 
+    /// Keep the events of this run in memory too, for the plan it records.
+    pub(in crate::effects) fn start_capture(&self) {
+        *self.capture.borrow_mut() = Some(Vec::new());
+    }
+
+    pub(in crate::effects) fn take_capture(&self) -> Vec<Value> {
+        self.capture.borrow_mut().take().unwrap_or_default()
+    }
+
     fn emit(&self, state: &mut State, event: &str, fields: Value) {
         // Every line of the log is a moment a run can be killed at: the crash tests' hook.
         super::crash_point();
+        if let Some(events) = self.capture.borrow_mut().as_mut() {
+            let mut e = json!({ "event": event });
+            if let (Some(o), Value::Object(extra)) = (e.as_object_mut(), &fields) {
+                o.extend(extra.clone());
+            }
+            events.push(e);
+        }
         let Some(log) = state.log.as_mut() else {
             return;
         };
@@ -402,7 +421,7 @@ impl Journal {
         let mut st = self.state.borrow_mut();
         let mut fields = json!({
             "op": op, "kind": kind.as_str(), "args": args, "applied": applied,
-            "step": st.stack.last().map(|s| s.number.clone()),
+            "step": st.stack.last().map(|s| s.number.clone()), "summary": summary,
         });
         if let Some(seq) = seq {
             fields["seq"] = json!(seq);
