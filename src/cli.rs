@@ -8,7 +8,7 @@ use crate::effects::Durability;
 use crate::error::{Error, Result};
 use crate::output::{errln, out, outln};
 use crate::runner::{self, RunOptions};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ pub const DEFAULT_TIMEOUT: &str = "10m";
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour statuses and changes: `auto` (on a terminal, unless `NO_COLOR` is set),
+    /// `always` or `never`.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +78,8 @@ enum Command {
         /// it is left as it is. Prefer `runbook resume RUN_ID` or `runbook undo RUN_ID`.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        review: ReviewFlags,
     },
     /// Finish a run that was killed: replay what it did (checked against its journal,
     /// nothing repeated), then go on. Same runbook (refused if it changed), same parameters.
@@ -99,6 +105,8 @@ enum Command {
         /// Show the newest run.
         #[arg(long)]
         last: bool,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Revert what a run changed (completed, failed or killed), newest change first: files
     /// back out of the trash, the registry and configs as they were. Itself a run: logged,
@@ -158,20 +166,47 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
         timeout: String,
     },
+    /// Show a runbook as a procedure to follow by hand: header, parameters, steps in order
+    /// with their comments and calls. Reads the script; runs nothing.
+    View {
+        /// The runbook file.
+        file: PathBuf,
+        /// `text` (the default) or `markdown`.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "markdown"])]
+        format: String,
+    },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "bash: runbook completions bash > ~/.local/share/bash-completion/completions/runbook
+zsh:  runbook completions zsh > ~/.zfunc/_runbook"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `runbook man > runbook.1; man ./runbook.1`.
+    Man,
     /// Parse and check runbooks without running them: header, syntax, calls to primitives.
     Check {
         /// Runbook files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// List the runbooks in a directory with name, version, description and parameters.
     List {
         /// Directory of runbooks.
         #[arg(default_value = "runbooks")]
         dir: PathBuf,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Print the reference of every primitive: signature, description, example.
-    Docs,
+    Docs {
+        #[command(flatten)]
+        format: FormatFlag,
+    },
     /// Create a demo workspace (no Python needed) and run the full rollback in it.
     #[command(
         after_help = "The demo workspace holds a model registry with five versions of `sl_forecaster` (v5 in production and broken), model files, configs, validation data, runbooks, and a git history. It is created in DIR, or in a new temp directory."
@@ -218,6 +253,38 @@ enum Command {
         )]
         workspace: PathBuf,
     },
+}
+
+/// What `runbook run` takes for the review workflow (issue 10): output format and
+/// confirmation.
+#[derive(clap::Args, Debug)]
+struct ReviewFlags {
+    /// `text` for people (the default), or `json`: one document on stdout at the end.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Show the plan and ask before a real run (on a terminal; without one, needs --yes).
+    #[arg(long)]
+    confirm: bool,
+    /// Ask before each top-level step: yes, skip or abort (needs a terminal).
+    #[arg(long)]
+    step: bool,
+    /// Run without asking, even when the runbook's header says `confirm: true`.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+/// `--format` of the commands that only print (`check`, `list`, `log`, `docs`).
+#[derive(clap::Args, Debug)]
+struct FormatFlag {
+    /// `text` (the default) or `json`: one JSON document on stdout.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+impl FormatFlag {
+    fn json(&self) -> bool {
+        self.format == "json"
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -270,6 +337,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    crate::output::set_color(&cli.color);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -292,6 +360,7 @@ fn dispatch(command: Command) -> Result<i32> {
             dry_run_state,
             force,
             no_exec,
+            review,
         } => {
             let opts = RunOptions {
                 no_exec,
@@ -313,10 +382,20 @@ fn dispatch(command: Command) -> Result<i32> {
                     _ => Durability::EndOfRun,
                 },
             };
-            runner::run(&opts)?;
-            Ok(0)
+            runner::review::run_command(
+                opts,
+                runner::review::RunExtras {
+                    format: runner::format::Format::parse(&review.format),
+                    confirm: review.confirm,
+                    step: review.step,
+                    yes: review.yes,
+                },
+            )
         }
-        Command::Check { files } => {
+        Command::Check { files, format } => {
+            if format.json() {
+                return runner::review::check_json(&files);
+            }
             let mut failed = 0;
             for f in &files {
                 match runner::check(f) {
@@ -335,7 +414,10 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(if failed > 0 { 2 } else { 0 })
         }
-        Command::List { dir } => {
+        Command::List { dir, format } => {
+            if format.json() {
+                return runner::review::list_json(&dir);
+            }
             let listed = runner::list(&dir)?;
             if listed.is_empty() {
                 outln!("no runbooks (*.rhai) in `{}`", dir.display());
@@ -365,7 +447,10 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Docs => {
+        Command::Docs { format } => {
+            if format.json() {
+                return runner::review::docs_json();
+            }
             out!("{}", runner::docs());
             Ok(0)
         }
@@ -403,7 +488,13 @@ fn dispatch(command: Command) -> Result<i32> {
             run_id,
             workspace,
             last,
-        } => runner::log::print(&workspace, run_id.as_deref(), last).map(|_| 0),
+            format,
+        } => {
+            if format.json() {
+                return runner::review::log_json(&workspace, run_id.as_deref(), last);
+            }
+            runner::log::print(&workspace, run_id.as_deref(), last).map(|_| 0)
+        }
         Command::Undo {
             run_id,
             workspace,
@@ -465,6 +556,27 @@ fn dispatch(command: Command) -> Result<i32> {
                 timeout: parse_timeout(&timeout)?,
             })
             .map(|_| 0)
+        }
+        Command::View { file, format } => {
+            out!(
+                "{}",
+                runner::view::view(&file, runner::format::Format::parse(&format))?
+            );
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "runbook", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            Ok(0)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(|e| Error::io("the man page", "render", e))?;
+            out!("{}", String::from_utf8_lossy(&buf));
+            Ok(0)
         }
         Command::Unlock { workspace } => {
             outln!("{}", crate::registry::unlock(&workspace)?);

@@ -351,6 +351,9 @@ impl Journal {
         });
         drop(st);
         self.say(format_args!("{}[{number}] {name}", Self::indent(depth)));
+        if depth == 0 && self.console == Console::Stdout {
+            crate::output::progress_start(&format!("[{number}] {name}"));
+        }
         number
     }
 
@@ -378,10 +381,13 @@ impl Journal {
         }
         let depth = st.stack.len();
         drop(st);
+        if depth == 0 {
+            crate::output::progress_end();
+        }
         let word = match status {
-            Status::Ok => "ok",
-            Status::Failed => "FAILED",
-            Status::Interrupted => "INTERRUPTED",
+            Status::Ok => crate::output::paint("32", "ok"),
+            Status::Failed => crate::output::paint("31;1", "FAILED"),
+            Status::Interrupted => crate::output::paint("33;1", "INTERRUPTED"),
         };
         match error {
             Some(e) if status != Status::Ok => self.say(format_args!(
@@ -399,6 +405,11 @@ impl Journal {
                 fmt_ms(ms)
             )),
         }
+    }
+
+    /// How many steps are open: 0 between top-level steps.
+    pub fn depth(&self) -> usize {
+        self.state.borrow().stack.len()
     }
 
     /// The first step that failed in this run.
@@ -437,14 +448,14 @@ impl Journal {
         let depth = st.stack.len();
         drop(st);
         let verb = if !kind.changes_workspace() {
-            "check"
+            crate::output::paint("2", "check")
         } else if kind == ActionKind::Command {
             // A predictor really runs in a dry run too (confined), so it is never "would".
-            "ran"
+            crate::output::paint("35", "ran")
         } else if self.dry_run {
-            "would"
+            crate::output::paint("36", "would")
         } else {
-            "done:"
+            crate::output::paint("32", "done:")
         };
         self.say(format_args!("{}{verb} {summary}", Self::indent(depth)));
     }
@@ -498,9 +509,12 @@ impl Journal {
             text.push_str(&self.plan_text(&st.actions));
         }
         let what = if self.dry_run { "planned" } else { "applied" };
+        let shown = match status {
+            Status::Ok => crate::output::paint("32;1", status.as_str()),
+            _ => crate::output::paint("31;1", status.as_str()),
+        };
         text.push_str(&format!(
-            "run {}: {} step(s) ok, {} failed, {changes} change(s) {what}, {}",
-            status.as_str(),
+            "run {shown}: {} step(s) ok, {} failed, {changes} change(s) {what}, {}",
             st.steps_ok,
             st.steps_failed,
             fmt_ms(ms)

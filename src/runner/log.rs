@@ -16,7 +16,7 @@ pub struct RunSummary {
     pub unfinished: bool,
 }
 
-fn read_events(path: &Path) -> Vec<Value> {
+pub(super) fn read_events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

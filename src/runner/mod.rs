@@ -8,11 +8,13 @@ mod confirm;
 mod docs;
 pub mod format;
 mod hooks;
+mod json;
 mod list;
 pub mod log;
 mod plan;
 pub mod review;
 mod run;
+pub mod view;
 
 pub use apply::{apply, read_plan, ApplyOptions};
 pub use check::{check, Checked};
