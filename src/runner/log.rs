@@ -29,7 +29,7 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
     let ws = Workspace::open(workspace, "log", true, Console::Quiet)?;
     ws.check_own_files()?;
     let dir = ws.display_root().join(".runbook/runs");
-    let mut ids: Vec<String> = match std::fs::read_dir(&dir) {
+    let ids: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .flatten()
             .filter_map(|e| {
@@ -41,9 +41,7 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    ids.sort();
-    ids.reverse();
-    Ok(ids
+    let mut all: Vec<RunSummary> = ids
         .into_iter()
         .map(|id| {
             let events = read_events(&dir.join(format!("{id}.jsonl")));
@@ -69,7 +67,16 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
                 changes,
             }
         })
-        .collect())
+        .collect();
+    // Newest first by when each run started: two run ids of the same second sort by their
+    // random suffix, not by time. RFC 3339 in UTC with fixed digits sorts as text.
+    all.sort_by(|a, b| {
+        let started = |r: &RunSummary| r.start["ts"].as_str().unwrap_or("").to_string();
+        started(b)
+            .cmp(&started(a))
+            .then_with(|| b.run_id.cmp(&a.run_id))
+    });
+    Ok(all)
 }
 
 fn status(r: &RunSummary) -> String {
