@@ -346,23 +346,36 @@ impl Workspace {
                 } else {
                     None
                 };
-                let diff = similar::TextDiff::from_lines(old.as_deref().unwrap_or(""), new)
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(
-                        &if old.is_some() {
-                            format!("a/{path}")
-                        } else {
-                            "/dev/null".to_string()
-                        },
-                        &format!("b/{path}"),
-                    )
-                    .to_string();
-                if diff.len() > MAX_DIFF_BYTES {
-                    json!({"diff_omitted": diff.len(), "sha256": sha256_hex(bytes)})
-                } else {
-                    json!({ "diff": diff })
-                }
+                diff_of(path.as_str(), old.as_deref(), new, bytes)
+            }
+            Effect::GitCheckout { rev, paths } => {
+                // The files the checkout rewrites, each as the diff from the run's view.
+                let Ok(changes) = super::git::checkout_changes(self, rev, paths) else {
+                    return Value::Null;
+                };
+                let files: Vec<Value> = changes
+                    .iter()
+                    .map(|c| {
+                        if c.binary {
+                            return json!({"path": c.path, "binary": true});
+                        }
+                        let old = self
+                            .resolve(&c.path)
+                            .ok()
+                            .filter(|r| self.exists(r))
+                            .and_then(|r| self.read_string(&r).ok());
+                        let new = super::git::show(self, rev, &c.path).unwrap_or_default();
+                        let mut d = diff_of(
+                            &c.path,
+                            old.as_deref(),
+                            &String::from_utf8_lossy(&new),
+                            &new,
+                        );
+                        d["path"] = json!(c.path);
+                        d
+                    })
+                    .collect();
+                json!({ "files": files })
             }
             _ => Value::Null,
         }
@@ -379,8 +392,8 @@ impl Workspace {
                 Ok(st) if super::sandbox::kind(&st) == rustix::fs::FileType::Directory => {
                     json!("dir")
                 }
-                Ok(_) => match disk::read(&self.root, &rel) {
-                    Ok(b) => json!({ "sha256": sha256_hex(&b) }),
+                Ok(_) => match file_sha256(&self.root, &rel) {
+                    Ok(h) => json!({ "sha256": h }),
                     Err(e) => json!({ "unreadable": e.kind().to_string() }),
                 },
             };
@@ -435,6 +448,48 @@ impl Workspace {
         };
         Ok(json!({"files": files, "walks": walks, "globs": globs, "git": git}))
     }
+}
+
+/// The unified diff from `old` (`None`: the file is new) to `new` at `path`, or only the
+/// new content's hash when the diff is too long to show.
+fn diff_of(path: &str, old: Option<&str>, new: &str, bytes: &[u8]) -> Value {
+    let diff = similar::TextDiff::from_lines(old.unwrap_or(""), new)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &if old.is_some() {
+                format!("a/{path}")
+            } else {
+                "/dev/null".to_string()
+            },
+            &format!("b/{path}"),
+        )
+        .to_string();
+    if diff.len() > MAX_DIFF_BYTES {
+        json!({"diff_omitted": diff.len(), "sha256": sha256_hex(bytes)})
+    } else {
+        json!({ "diff": diff })
+    }
+}
+
+/// The sha256 of a file, read in blocks: validation data may be large.
+fn file_sha256(root: &super::sandbox::Root, rel: &RelPath) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = root.open_read(rel)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// A listing as a plan keeps it: every path when there are few, else their count and hash.

@@ -251,6 +251,24 @@ fn detail(out: &mut String, detail: &Value) {
             ));
         }
     }
+    for file in detail["files"].as_array().into_iter().flatten() {
+        if file["binary"] == true {
+            out.push_str(&format!(
+                "\n  `{}`: binary, rewritten\n",
+                str_of(&file["path"])
+            ));
+        } else {
+            diff_block(out, file);
+        }
+    }
+    diff_block(out, detail);
+    if !detail.is_null() {
+        out.push('\n');
+    }
+}
+
+/// The unified diff of a written file (or why it is not shown), indented under its effect.
+fn diff_block(out: &mut String, detail: &Value) {
     if let Some(diff) = detail["diff"].as_str() {
         out.push_str("\n  ```diff\n");
         for line in diff.lines() {
@@ -262,8 +280,5 @@ fn detail(out: &mut String, detail: &Value) {
             "\n  (a diff of {n} bytes, not shown; new sha256 `{}`)\n",
             str_of(&detail["sha256"])
         ));
-    }
-    if !detail.is_null() {
-        out.push('\n');
     }
 }

@@ -910,3 +910,42 @@ fn completions_and_man_page_are_generated() {
         "{man}"
     );
 }
+
+#[test]
+fn a_restored_source_file_is_shown_as_a_diff_and_the_plan_applies() {
+    let ws = pinned_demo();
+    let dir = outside();
+    let file = dir.path().join("plan.json");
+    let md = ws
+        .runbook(&[
+            "plan",
+            "runbooks/revert_code.rhai",
+            "--format",
+            "markdown",
+            "-o",
+        ])
+        .arg(&file)
+        .run()
+        .success()
+        .stdout;
+    assert!(
+        md.contains("  --- a/src/sl/models/traditional.py\n  +++ b/src/sl/models/traditional.py\n")
+            && md.contains("  -    return 'ridge-v2'  # new approach\n  +    return 'ridge'\n"),
+        "{md}"
+    );
+    ws.runbook(&["apply", "--yes", "-q"])
+        .arg(&file)
+        .run()
+        .success();
+    assert!(ws
+        .read("src/sl/models/traditional.py")
+        .contains("return 'ridge'\n"));
+    // The checkout made the work tree dirty: the same plan no longer holds.
+    ws.runbook(&["apply", "--yes"])
+        .arg(&file)
+        .run()
+        .code(1)
+        .stderr_has(
+            "git's uncommitted changes differ; changed since: `src/sl/models/traditional.py`",
+        );
+}
