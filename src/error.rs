@@ -79,7 +79,7 @@ pub enum Error {
     /// Ctrl-C stopped the run.
     Interrupted,
     /// A saved plan cannot be applied (stale, another runbook), or a run left it: `plan`
-    /// names the plan file (or `applied` during the run).
+    /// names the plan file.
     Plan { plan: String, message: String },
     /// A run that must be confirmed was not (no terminal and no `--yes`, or the answer no).
     NotConfirmed(String),

@@ -91,6 +91,8 @@ pub(in crate::effects) struct Recorder {
 }
 
 pub(in crate::effects) struct Expected {
+    /// The plan file, for messages.
+    name: String,
     placeholders: Placeholders,
     planned: Vec<Value>,
     summaries: Vec<String>,
@@ -146,11 +148,13 @@ impl Workspace {
     /// order, and `summaries` what each was shown as.
     pub fn expect_plan(
         &self,
+        name: &str,
         placeholders: Placeholders,
         planned: Vec<Value>,
         summaries: Vec<String>,
     ) {
         *self.plan.borrow_mut() = Hook::Expect(Expected {
+            name: name.to_string(),
             placeholders,
             planned,
             summaries,
@@ -277,7 +281,7 @@ impl Workspace {
                         Ok(())
                     }
                     Some(planned) => Err(Error::Plan {
-                        plan: "applied".into(),
+                        plan: exp.name.clone(),
                         message: format!(
                             "effect {} differs from the plan; it was not performed, and nothing after it was.\n  planned: {} ({})\n  now:     {}\nthe workspace or the runbook's inputs changed in a way the fingerprint did not cover; make a new plan with `runbook plan` and review it",
                             n + 1,
@@ -287,7 +291,7 @@ impl Workspace {
                         ),
                     }),
                     None => Err(Error::Plan {
-                        plan: "applied".into(),
+                        plan: exp.name.clone(),
                         message: format!(
                             "the run went on past the {} planned effect(s) with one the plan does not have; it was not performed.\n  now: {live}\nmake a new plan with `runbook plan` and review it",
                             exp.planned.len()

@@ -64,6 +64,7 @@ impl Hooks for Applying<'_> {
         }
         let effects = self.doc["effects"].as_array().cloned().unwrap_or_default();
         ctx.ws.expect_plan(
+            &self.name,
             Placeholders {
                 run_id: ctx.ws.run_id().to_string(),
                 stamp: ctx.stamp(),

@@ -4,9 +4,11 @@
 //! Only a terminal can answer. Without one (a pipe, cron, CI) nobody is there to ask, so a
 //! run that needs confirmation is refused with exit 2 unless `--yes` says so up front; a run
 //! that needs none never prompts, so scripts and incident automation keep working unattended.
+//! Questions and the plan shown before them go to stderr, so `--format json` keeps stdout
+//! for its one document.
 
 use crate::error::{Error, Result};
-use crate::output::out;
+use crate::output::eprint;
 use std::io::{BufRead, IsTerminal};
 
 /// Whether there is a person to ask: standard input is a terminal.
@@ -22,7 +24,7 @@ pub fn confirm(summary: &str, question: &str, no_terminal: &str) -> Result<()> {
             "this run must be confirmed and there is no terminal to ask on; {no_terminal}"
         )));
     }
-    out!("{summary}");
+    eprint(format_args!("{summary}"));
     match ask(&format!("{question}? [y/N] "))?.as_str() {
         "y" | "yes" => Ok(()),
         _ => Err(Error::NotConfirmed(
@@ -33,7 +35,7 @@ pub fn confirm(summary: &str, question: &str, no_terminal: &str) -> Result<()> {
 
 /// Print `prompt` and read one answer line, trimmed and lower-cased ("" at end of input).
 pub fn ask(prompt: &str) -> Result<String> {
-    out!("{prompt}");
+    eprint(format_args!("{prompt}"));
     let mut line = String::new();
     std::io::stdin()
         .lock()
