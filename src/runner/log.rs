@@ -145,20 +145,42 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
         run.start["version"].as_str().unwrap_or(""),
         status(run)
     );
+    // Each step as it started, its actions under it, its status when it ended; an action
+    // is shown by the line the console showed (logs before `summary` existed: op and args).
     for e in events {
+        let pad = "  ".repeat(e["step"].as_str().map_or(0, |s| s.matches('.').count()) + 1);
         match e["event"].as_str() {
-            Some("step_end") => outln!(
-                "  [{}] {} {}",
+            Some("step_start") => outln!(
+                "{pad}[{}] {}",
                 e["step"].as_str().unwrap_or(""),
-                e["status"].as_str().unwrap_or(""),
                 e["name"].as_str().unwrap_or("")
             ),
-            Some("action") => outln!(
-                "      {} {} {}",
-                if e["applied"] == true { "done" } else { "    " },
-                e["op"].as_str().unwrap_or(""),
-                e["args"]
+            Some("step_end") => outln!(
+                "{pad}[{}] {} ({} ms){}",
+                e["step"].as_str().unwrap_or(""),
+                e["status"].as_str().unwrap_or(""),
+                e["duration_ms"]
+                    .as_f64()
+                    .map_or("-".into(), |ms| format!("{ms:.1}")),
+                e["error"]
+                    .as_str()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
+            Some("action") => {
+                let what = match e["summary"].as_str() {
+                    Some(s) => s.to_string(),
+                    None => format!("{} {}", e["op"].as_str().unwrap_or(""), e["args"]),
+                };
+                let verb = if e["kind"] == "check" {
+                    "check"
+                } else if e["applied"] == true {
+                    "done:"
+                } else {
+                    "would"
+                };
+                outln!("{pad}    {verb} {what}");
+            }
             _ => {}
         }
     }

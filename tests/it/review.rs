@@ -652,6 +652,14 @@ fn log_lists_runs_newest_first_and_marks_one_that_did_not_finish() {
         .stdout_has(&format!("run {killed}"));
     let one = ws.runbook(&["log", killed]).run().success().stdout;
     assert!(one.contains("DID NOT FINISH"), "{one}");
+    // One run: its steps in order, each with its actions under it and its status.
+    let real = lines[1].split_whitespace().next().unwrap();
+    let one = ws.runbook(&["log", real]).run().success().stdout;
+    assert!(
+        one.contains("  [4] Make v4 production\n      done: make `sl_forecaster` `v4` production (`v5` becomes archived)\n  [4] ok (")
+            && one.contains("      check gate: mse 0.006445"),
+        "{one}"
+    );
 }
 
 // ----- confirmation, colour and progress ----------------------------------------------------
