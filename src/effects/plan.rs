@@ -425,12 +425,15 @@ impl Workspace {
                 require_literal_leading_dot: true,
             };
             let paths: Vec<String> = match glob::Pattern::new(g) {
-                Ok(compiled) => disk::glob(&self.root, g, &compiled, opts)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|r| r.first_component() != own::DIR)
-                    .map(|r| r.as_str().to_string())
-                    .collect(),
+                // Listed afresh, not from the run's cache: this is the disk as it is now.
+                Ok(compiled) => disk::glob(&self.root, g, &compiled, opts, &|d: &RelPath| {
+                    disk::list(&self.root, d).map(std::rc::Rc::new)
+                })
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.first_component() != own::DIR)
+                .map(|r| r.as_str().to_string())
+                .collect(),
                 Err(_) => Vec::new(),
             };
             globs.insert(g.clone(), listing(paths));

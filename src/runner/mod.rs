@@ -22,7 +22,9 @@ pub use docs::docs;
 pub(crate) use docs::known_functions;
 pub use list::{describe_default, list, Listed};
 pub use plan::{plan, PlanOptions};
-pub use run::{fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome};
+pub use run::{
+    fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome, LEAVE_AT_EXIT,
+};
 
 use crate::engine;
 use crate::error::{Error, Location, Result};
