@@ -228,12 +228,27 @@ impl Workspace {
     }
 
     /// Many script-given paths at once (`exist_all`).
+    /// Each directory is resolved once, as `exist_all` does: a registry of 10,000 versions
+    /// asks about 10,000 files in one directory.
     pub(in crate::effects) fn note_paths(&self, paths: &[&str]) {
         if !self.recording() {
             return;
         }
+        let mut parents: std::collections::HashMap<Option<RelPath>, Option<RelPath>> =
+            std::collections::HashMap::new();
         for p in paths {
-            if let Ok(rel) = self.resolve(p) {
+            let Ok(lexical) = RelPath::normalize(p) else {
+                continue;
+            };
+            if lexical.is_root() {
+                continue;
+            }
+            let parent = lexical.parent();
+            let canon = parents
+                .entry(parent.clone())
+                .or_insert_with(|| self.root.canonical(&parent.unwrap_or_default(), true).ok());
+            if let Some(dir) = canon {
+                let rel = dir.join(lexical.file_name());
                 if matches!(self.overlay.lookup(&rel), Lookup::Disk) {
                     self.note_file(&rel);
                 }
@@ -389,6 +404,7 @@ impl Workspace {
     /// same way when the plan is made and when it is applied, and compared as values.
     pub fn fingerprint(&self, reads: &Reads) -> Result<Value> {
         let mut files = Map::new();
+        let mut buf = vec![0u8; 1 << 20];
         for p in &reads.files {
             let rel = RelPath::from_trusted(p.clone());
             let state = match self.root.lstat(&rel) {
@@ -396,7 +412,7 @@ impl Workspace {
                 Ok(st) if super::sandbox::kind(&st) == rustix::fs::FileType::Directory => {
                     json!("dir")
                 }
-                Ok(_) => match file_sha256(&self.root, &rel) {
+                Ok(_) => match file_sha256(&self.root, &rel, &mut buf) {
                     Ok(h) => json!({ "sha256": h }),
                     Err(e) => json!({ "unreadable": e.kind().to_string() }),
                 },
@@ -449,7 +465,9 @@ impl Workspace {
                 .into_iter()
                 .filter(|p| !p.starts_with(".runbook/") && p != ".runbook")
                 .collect();
-            json!({"head": repo.head().unwrap_or_default(), "dirty": dirty})
+            // A listing like the others: a workspace with 100,000 untracked data files would
+            // otherwise put every name into the plan.
+            json!({"head": repo.head().unwrap_or_default(), "dirty": listing(dirty)})
         } else {
             Value::Null
         };
@@ -480,13 +498,18 @@ fn diff_of(path: &str, old: Option<&str>, new: &str, bytes: &[u8]) -> Value {
 }
 
 /// The sha256 of a file, read in blocks: validation data may be large.
-fn file_sha256(root: &super::sandbox::Root, rel: &RelPath) -> std::io::Result<String> {
+/// `buf` is shared by every file of a fingerprint: a fresh megabyte per file, zeroed, cost
+/// more than the hashing on a registry of 10,000 small model files.
+fn file_sha256(
+    root: &super::sandbox::Root,
+    rel: &RelPath,
+    buf: &mut [u8],
+) -> std::io::Result<String> {
     use std::io::Read;
     let mut f = root.open_read(rel)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f.read(buf)?;
         if n == 0 {
             break;
         }

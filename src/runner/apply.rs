@@ -243,9 +243,10 @@ pub(super) fn differences(planned: &Value, now: &Value) -> Vec<String> {
             pg["head"], ng["head"]
         ));
     }
-    if pg["dirty"] != ng["dirty"] {
+    if pg["dirty"]["sha256"] != ng["dirty"]["sha256"] {
         let list = |v: &Value| -> Vec<String> {
-            v.as_array()
+            v["paths"]
+                .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|x| x.as_str().map(String::from))
@@ -267,6 +268,12 @@ pub(super) fn differences(planned: &Value, now: &Value) -> Vec<String> {
         }
         if !now_clean.is_empty() {
             line.push_str(&format!("; no longer changed: {now_clean}"));
+        }
+        if now_dirty.is_empty() && now_clean.is_empty() {
+            line.push_str(&format!(
+                " ({} paths then, {} now)",
+                pg["dirty"]["count"], ng["dirty"]["count"]
+            ));
         }
         out.push(line);
     }
@@ -303,14 +310,14 @@ mod tests {
             "files": {"a": {"sha256": "1111"}, "b": "absent"},
             "walks": {"models": {"count": 1, "sha256": "x", "paths": ["models/a"]}},
             "globs": {},
-            "git": {"head": "h1", "dirty": []},
+            "git": {"head": "h1", "dirty": {"count": 0, "sha256": "e3b0", "paths": []}},
             "registry": {"entries": {"m v1": "s1", "m v2": "s2"}},
         });
         let now = json!({
             "files": {"a": {"sha256": "2222"}, "b": "absent"},
             "walks": {"models": {"count": 2, "sha256": "y", "paths": ["models/a", "models/b"]}},
             "globs": {},
-            "git": {"head": "h1", "dirty": []},
+            "git": {"head": "h2", "dirty": {"count": 1, "sha256": "ab12", "paths": ["x.py"]}},
             "registry": {"entries": {"m v1": "s1", "m v2": "changed", "m v3": "s3"}},
         });
         assert_eq!(
@@ -318,6 +325,8 @@ mod tests {
             [
                 "`a` changed: it was sha256 1111, now it is sha256 2222",
                 "files below `models` changed; new: `models/b`",
+                "git `HEAD` moved: it was \"h1\", now it is \"h2\"",
+                "git's uncommitted changes differ; changed since: `x.py`",
                 "registry entry `m` `v2` changed",
                 "registry entry `m` `v3` is new",
             ]
