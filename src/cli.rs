@@ -8,7 +8,7 @@ use crate::effects::Durability;
 use crate::error::{Error, Result};
 use crate::output::{errln, out, outln};
 use crate::runner::{self, RunOptions};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ pub const DEFAULT_TIMEOUT: &str = "10m";
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour statuses and changes: `auto` (on a terminal, unless `NO_COLOR` is set),
+    /// `always` or `never`.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +78,8 @@ enum Command {
         /// it is left as it is. Prefer `runbook resume RUN_ID` or `runbook undo RUN_ID`.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        review: ReviewFlags,
     },
     /// Finish a run that was killed: replay what it did (checked against its journal,
     /// nothing repeated), then go on. Same runbook (refused if it changed), same parameters.
@@ -99,6 +105,8 @@ enum Command {
         /// Show the newest run.
         #[arg(long)]
         last: bool,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Revert what a run changed (completed, failed or killed), newest change first: files
     /// back out of the trash, the registry and configs as they were. Itself a run: logged,
@@ -116,20 +124,89 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Make a plan to review: a dry run whose effects, and the state of everything it read,
+    /// are saved for `runbook apply`.
+    #[command(
+        after_help = "The plan file (-o) is JSON: the runbook (path, name, version, sha256), the parameters, each step with its effects, checks and messages, and a fingerprint of what the dry run read (files, listings, globs, git HEAD and dirty paths, registry entries). The same workspace and runbook give the same file byte for byte except `created_at`. `<timestamp>` and `<run-id>` stand for the real run's start time and id."
+    )]
+    Plan {
+        /// The runbook file, e.g. runbooks/full_rollback.rhai.
+        file: PathBuf,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Set a parameter the runbook declares in its header (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Save the plan (JSON) to FILE, outside the workspace, for `runbook apply FILE`.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// How to show the plan on stdout: `text`, `markdown` (for a pull request) or `json`.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "markdown", "json"])]
+        format: String,
+        /// Stop the dry run after this long; `0` disables it.
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
+        timeout: String,
+        /// Run no program at all (external predictors).
+        #[arg(long)]
+        no_exec: bool,
+    },
+    /// Run a saved plan for real: refused if its runbook or anything it read changed; stopped
+    /// before any effect that differs from the planned one.
+    Apply {
+        /// The plan file `runbook plan -o` wrote.
+        plan: PathBuf,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+        /// Apply without asking; needed when there is no terminal to ask on.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print nothing but errors.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
+        timeout: String,
+    },
+    /// Show a runbook as a procedure to follow by hand: header, parameters, steps in order
+    /// with their comments and calls. Reads the script; runs nothing.
+    View {
+        /// The runbook file.
+        file: PathBuf,
+        /// `text` (the default) or `markdown`.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "markdown"])]
+        format: String,
+    },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "bash: runbook completions bash > ~/.local/share/bash-completion/completions/runbook
+zsh:  runbook completions zsh > ~/.zfunc/_runbook"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `runbook man > runbook.1; man ./runbook.1`.
+    Man,
     /// Parse and check runbooks without running them: header, syntax, calls to primitives.
     Check {
         /// Runbook files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// List the runbooks in a directory with name, version, description and parameters.
     List {
         /// Directory of runbooks.
         #[arg(default_value = "runbooks")]
         dir: PathBuf,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Print the reference of every primitive: signature, description, example.
-    Docs,
+    Docs {
+        #[command(flatten)]
+        format: FormatFlag,
+    },
     /// Create a demo workspace (no Python needed) and run the full rollback in it.
     #[command(
         after_help = "The demo workspace holds a model registry with five versions of `sl_forecaster` (v5 in production and broken), model files, configs, validation data, runbooks, and a git history. It is created in DIR, or in a new temp directory."
@@ -176,6 +253,38 @@ enum Command {
         )]
         workspace: PathBuf,
     },
+}
+
+/// What `runbook run` takes for the review workflow (issue 10): output format and
+/// confirmation.
+#[derive(clap::Args, Debug)]
+struct ReviewFlags {
+    /// `text` for people (the default), or `json`: one document on stdout at the end.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Show the plan and ask before a real run (on a terminal; without one, needs --yes).
+    #[arg(long)]
+    confirm: bool,
+    /// Ask before each top-level step: yes, skip or abort (needs a terminal).
+    #[arg(long)]
+    step: bool,
+    /// Run without asking, even when the runbook's header says `confirm: true`.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+/// `--format` of the commands that only print (`check`, `list`, `log`, `docs`).
+#[derive(clap::Args, Debug)]
+struct FormatFlag {
+    /// `text` (the default) or `json`: one JSON document on stdout.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+impl FormatFlag {
+    fn json(&self) -> bool {
+        self.format == "json"
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -228,6 +337,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    crate::output::set_color(&cli.color);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -250,6 +360,7 @@ fn dispatch(command: Command) -> Result<i32> {
             dry_run_state,
             force,
             no_exec,
+            review,
         } => {
             let opts = RunOptions {
                 no_exec,
@@ -273,10 +384,20 @@ fn dispatch(command: Command) -> Result<i32> {
             };
             // The process exits right after: no teardown of the engine.
             runner::LEAVE_AT_EXIT.store(true, std::sync::atomic::Ordering::Relaxed);
-            runner::run(&opts)?;
-            Ok(0)
+            runner::review::run_command(
+                opts,
+                runner::review::RunExtras {
+                    format: runner::format::Format::parse(&review.format),
+                    confirm: review.confirm,
+                    step: review.step,
+                    yes: review.yes,
+                },
+            )
         }
-        Command::Check { files } => {
+        Command::Check { files, format } => {
+            if format.json() {
+                return runner::review::check_json(&files);
+            }
             let mut failed = 0;
             for f in &files {
                 match runner::check(f) {
@@ -295,7 +416,10 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(if failed > 0 { 2 } else { 0 })
         }
-        Command::List { dir } => {
+        Command::List { dir, format } => {
+            if format.json() {
+                return runner::review::list_json(&dir);
+            }
             let listed = runner::list(&dir)?;
             if listed.is_empty() {
                 outln!("no runbooks (*.rhai) in `{}`", dir.display());
@@ -325,7 +449,10 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Docs => {
+        Command::Docs { format } => {
+            if format.json() {
+                return runner::review::docs_json();
+            }
             out!("{}", runner::docs());
             Ok(0)
         }
@@ -363,7 +490,13 @@ fn dispatch(command: Command) -> Result<i32> {
             run_id,
             workspace,
             last,
-        } => runner::log::print(&workspace, run_id.as_deref(), last).map(|_| 0),
+            format,
+        } => {
+            if format.json() {
+                return runner::review::log_json(&workspace, run_id.as_deref(), last);
+            }
+            runner::log::print(&workspace, run_id.as_deref(), last).map(|_| 0)
+        }
         Command::Undo {
             run_id,
             workspace,
@@ -385,6 +518,67 @@ fn dispatch(command: Command) -> Result<i32> {
                 Durability::EndOfRun,
             )
             .map(|_| 0)
+        }
+        Command::Plan {
+            file,
+            workspace,
+            params,
+            out,
+            format,
+            timeout,
+            no_exec,
+        } => crate::runner::review::plan_command(
+            &runner::PlanOptions {
+                file,
+                workspace,
+                params,
+                timeout: parse_timeout(&timeout)?,
+                no_exec,
+            },
+            out.as_deref(),
+            &format,
+        ),
+        Command::Apply {
+            plan,
+            workspace,
+            yes,
+            quiet,
+            timeout,
+        } => {
+            let console = if quiet {
+                Console::Quiet
+            } else {
+                Console::Stdout
+            };
+            runner::apply(&runner::ApplyOptions {
+                plan,
+                workspace,
+                yes,
+                console,
+                timeout: parse_timeout(&timeout)?,
+            })
+            .map(|_| 0)
+        }
+        Command::View { file, format } => {
+            out!(
+                "{}",
+                runner::view::view(&file, runner::format::Format::parse(&format))?
+            );
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "runbook", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            Ok(0)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(|e| Error::io("the man page", "render", e))?;
+            out!("{}", String::from_utf8_lossy(&buf));
+            Ok(0)
         }
         Command::Unlock { workspace } => {
             outln!("{}", crate::registry::unlock(&workspace)?);

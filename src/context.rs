@@ -25,7 +25,19 @@ pub struct RunContext {
     /// primitives that wait on something outside (a predictor command) bound their waits
     /// with it, since the engine cannot interrupt them.
     deadline: Cell<Option<Instant>>,
+    /// Asked before each top-level step (`runbook run --step`); `None` runs every step.
+    step_gate: RefCell<Option<StepGate>>,
 }
+
+/// What an operator answered before a step (`runbook run --step`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepAnswer {
+    Run,
+    Skip,
+    Abort,
+}
+
+pub type StepGate = Box<dyn FnMut(&str) -> StepAnswer>;
 
 pub type Ctx = Rc<RunContext>;
 
@@ -39,6 +51,7 @@ impl RunContext {
             started: Cell::new(Utc::now()),
             fatal: RefCell::new(None),
             deadline: Cell::new(None),
+            step_gate: RefCell::new(None),
         })
     }
 
@@ -52,6 +65,18 @@ impl RunContext {
 
     pub fn set_started(&self, at: DateTime<Utc>) {
         self.started.set(at);
+    }
+
+    pub fn set_step_gate(&self, gate: StepGate) {
+        *self.step_gate.borrow_mut() = Some(gate);
+    }
+
+    /// Whether to run the top-level step `name` (always, without a gate).
+    pub fn ask_step(&self, name: &str) -> StepAnswer {
+        match self.step_gate.borrow_mut().as_mut() {
+            Some(gate) => gate(name),
+            None => StepAnswer::Run,
+        }
     }
 
     pub fn set_deadline(&self, deadline: Option<Instant>) {
@@ -76,7 +101,8 @@ impl RunContext {
     /// `try`/`catch`.
     pub fn fail(&self, err: Error) -> Box<EvalAltResult> {
         match err {
-            Error::Sandbox { .. } => {
+            // A run that leaves its plan must stop, whatever the script catches.
+            Error::Sandbox { .. } | Error::Plan { .. } | Error::NotConfirmed(_) => {
                 let msg = err.to_string();
                 *self.fatal.borrow_mut() = Some(err);
                 Box::new(EvalAltResult::ErrorTerminated(

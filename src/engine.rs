@@ -145,6 +145,21 @@ pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Eng
                     Ok(s) => s.to_string(),
                     Err(_) => name.to_string(),
                 };
+                if c.journal().depth() == 0 {
+                    match c.ask_step(&name) {
+                        crate::context::StepAnswer::Run => {}
+                        crate::context::StepAnswer::Skip => {
+                            c.journal()
+                                .message("info", &format!("skipped step `{name}` (answered skip)"));
+                            return Ok(Dynamic::UNIT);
+                        }
+                        crate::context::StepAnswer::Abort => {
+                            return Err(c.fail(crate::error::Error::NotConfirmed(format!(
+                                "stopped before step `{name}` (answered abort); the steps before it were done, `runbook log --last` shows them"
+                            ))));
+                        }
+                    }
+                }
                 c.journal().step_start(&name);
                 let result = context.eval_expression_tree(&inputs[1]);
                 match &result {

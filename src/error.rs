@@ -78,13 +78,21 @@ pub enum Error {
     },
     /// Ctrl-C stopped the run.
     Interrupted,
+    /// A saved plan cannot be applied (stale, another runbook), or a run left it: `plan`
+    /// names the plan file.
+    Plan { plan: String, message: String },
+    /// A run that must be confirmed was not (no terminal and no `--yes`, or the answer no).
+    NotConfirmed(String),
 }
 
 impl Error {
     /// The process exit status for this error: 2 for usage and compile errors, 1 otherwise.
     pub fn code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Header { .. } | Error::Compile { .. } => 2,
+            Error::Usage(_)
+            | Error::Header { .. }
+            | Error::Compile { .. }
+            | Error::NotConfirmed(_) => 2,
             _ => 1,
         }
     }
@@ -229,6 +237,8 @@ impl fmt::Display for Error {
                 "the run timed out after {limit}; raise the limit with `--timeout` if the runbook needs longer"
             ),
             Error::Interrupted => write!(f, "the run was interrupted (Ctrl-C)"),
+            Error::Plan { plan, message } => write!(f, "plan `{plan}`: {message}"),
+            Error::NotConfirmed(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -9,6 +9,11 @@
 //! during a run goes through [`print_in_run`], which stops printing and lets the run go on.
 //! Standard error is written with [`eprint`], which never fails the process either: a
 //! message that cannot be shown has nowhere else to go.
+//!
+//! Colour and the live progress line are decided here, once per process: colour on a
+//! terminal unless `NO_COLOR` is set or `--color never` (`--color always` forces it); the
+//! progress line (the current step and its elapsed time, on stderr) only when both stdout
+//! and stderr are terminals and the run is not `--quiet`. Piped output is plain lines.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -16,6 +21,85 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once stdout has been found closed, so a run stops trying to write to it.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether statuses and changes are coloured (see [`set_color`]).
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// The live progress line of the step under way, when there is one.
+static PROGRESS: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Choose colour for this process: `always`, `never`, or `auto` (a terminal on stdout, no
+/// `NO_COLOR`, a `TERM` other than `dumb`).
+pub fn set_color(choice: &str) {
+    use std::io::IsTerminal;
+    let on = match choice {
+        "always" => true,
+        "never" => false,
+        _ => {
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        }
+    };
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+/// `text` in an ANSI style (`32` green, `31;1` bold red, ...) when colour is on.
+pub fn paint(style: &str, text: &str) -> String {
+    if COLOR.load(Ordering::Relaxed) {
+        format!("\x1b[{style}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Show `label` as the live progress line, with its elapsed time, until [`progress_end`];
+/// nothing unless stdout and stderr are both terminals.
+pub fn progress_start(label: &str) {
+    use std::io::IsTerminal;
+    if !(io::stdout().is_terminal() && io::stderr().is_terminal()) {
+        return;
+    }
+    // Hidden at first: a step that ends within a moment (most do) never draws the line.
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(label.to_string());
+    let generation = PROGRESS_GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Ok(mut p) = PROGRESS.lock() {
+        if let Some(old) = p.replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+    std::thread::spawn(move || {
+        std::thread::sleep(PROGRESS_AFTER);
+        let Ok(p) = PROGRESS.lock() else { return };
+        if let (Some(bar), true) = (
+            p.as_ref(),
+            PROGRESS_GENERATION.load(Ordering::SeqCst) == generation,
+        ) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+    });
+}
+
+/// How long a step runs before its progress line appears.
+const PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Which step's line is current, so a late timer does not show a finished one.
+static PROGRESS_GENERATION: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn progress_end() {
+    PROGRESS_GENERATION.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut p) = PROGRESS.lock() {
+        if let Some(bar) = p.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// `print!` through [`print`].
 macro_rules! out {
@@ -53,7 +137,13 @@ pub fn print_in_run(args: fmt::Arguments) -> bool {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return false;
     }
-    match write_stdout(args) {
+    // A line printed while the progress line is shown goes above it.
+    let bar = PROGRESS.lock().ok().and_then(|p| p.clone());
+    let written = match bar {
+        Some(bar) => bar.suspend(|| write_stdout(args)),
+        None => write_stdout(args),
+    };
+    match written {
         Ok(()) => true,
         Err(_) => {
             STDOUT_CLOSED.store(true, Ordering::Relaxed);

@@ -131,6 +131,8 @@ pub struct Journal {
     log_path: std::cell::OnceCell<PathBuf>,
     started: Instant,
     state: RefCell<State>,
+    /// The events kept in memory while a plan is recorded (see `plan.rs`).
+    capture: RefCell<Option<Vec<Value>>>,
 }
 
 impl Journal {
@@ -220,6 +222,7 @@ impl Journal {
                 actions: Vec::new(),
                 failed_step: None,
             }),
+            capture: RefCell::new(None),
         }
     }
 
@@ -235,9 +238,25 @@ impl Journal {
         self.log_path.get().map(PathBuf::as_path)
     }
 
+    /// Keep the events of this run in memory too, for the plan it records.
+    pub(in crate::effects) fn start_capture(&self) {
+        *self.capture.borrow_mut() = Some(Vec::new());
+    }
+
+    pub(in crate::effects) fn take_capture(&self) -> Vec<Value> {
+        self.capture.borrow_mut().take().unwrap_or_default()
+    }
+
     fn emit(&self, state: &mut State, event: &str, fields: Value) {
         // Every line of the log is a moment a run can be killed at: the crash tests' hook.
         super::crash_point();
+        if let Some(events) = self.capture.borrow_mut().as_mut() {
+            let mut e = json!({ "event": event });
+            if let (Some(o), Value::Object(extra)) = (e.as_object_mut(), &fields) {
+                o.extend(extra.clone());
+            }
+            events.push(e);
+        }
         let Some(log) = state.log.as_mut() else {
             return;
         };
@@ -332,6 +351,9 @@ impl Journal {
         });
         drop(st);
         self.say(format_args!("{}[{number}] {name}", Self::indent(depth)));
+        if depth == 0 && self.console == Console::Stdout {
+            crate::output::progress_start(&format!("[{number}] {name}"));
+        }
         number
     }
 
@@ -359,10 +381,13 @@ impl Journal {
         }
         let depth = st.stack.len();
         drop(st);
+        if depth == 0 {
+            crate::output::progress_end();
+        }
         let word = match status {
-            Status::Ok => "ok",
-            Status::Failed => "FAILED",
-            Status::Interrupted => "INTERRUPTED",
+            Status::Ok => crate::output::paint("32", "ok"),
+            Status::Failed => crate::output::paint("31;1", "FAILED"),
+            Status::Interrupted => crate::output::paint("33;1", "INTERRUPTED"),
         };
         match error {
             Some(e) if status != Status::Ok => self.say(format_args!(
@@ -380,6 +405,11 @@ impl Journal {
                 fmt_ms(ms)
             )),
         }
+    }
+
+    /// How many steps are open: 0 between top-level steps.
+    pub fn depth(&self) -> usize {
+        self.state.borrow().stack.len()
     }
 
     /// The first step that failed in this run.
@@ -402,7 +432,7 @@ impl Journal {
         let mut st = self.state.borrow_mut();
         let mut fields = json!({
             "op": op, "kind": kind.as_str(), "args": args, "applied": applied,
-            "step": st.stack.last().map(|s| s.number.clone()),
+            "step": st.stack.last().map(|s| s.number.clone()), "summary": summary,
         });
         if let Some(seq) = seq {
             fields["seq"] = json!(seq);
@@ -418,14 +448,14 @@ impl Journal {
         let depth = st.stack.len();
         drop(st);
         let verb = if !kind.changes_workspace() {
-            "check"
+            crate::output::paint("2", "check")
         } else if kind == ActionKind::Command {
             // A predictor really runs in a dry run too (confined), so it is never "would".
-            "ran"
+            crate::output::paint("35", "ran")
         } else if self.dry_run {
-            "would"
+            crate::output::paint("36", "would")
         } else {
-            "done:"
+            crate::output::paint("32", "done:")
         };
         self.say(format_args!("{}{verb} {summary}", Self::indent(depth)));
     }
@@ -479,9 +509,12 @@ impl Journal {
             text.push_str(&self.plan_text(&st.actions));
         }
         let what = if self.dry_run { "planned" } else { "applied" };
+        let shown = match status {
+            Status::Ok => crate::output::paint("32;1", status.as_str()),
+            _ => crate::output::paint("31;1", status.as_str()),
+        };
         text.push_str(&format!(
-            "run {}: {} step(s) ok, {} failed, {changes} change(s) {what}, {}",
-            status.as_str(),
+            "run {shown}: {} step(s) ok, {} failed, {changes} change(s) {what}, {}",
             st.steps_ok,
             st.steps_failed,
             fmt_ms(ms)

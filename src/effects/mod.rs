@@ -28,6 +28,7 @@ pub mod journal;
 pub mod overlay;
 mod own;
 pub mod path;
+pub mod plan;
 mod process;
 pub mod recovery;
 mod sandbox;
@@ -303,6 +304,8 @@ pub struct Workspace {
     touched_files: RefCell<BTreeSet<RelPath>>,
     touched_dirs: RefCell<BTreeSet<RelPath>>,
     git: git::GitState,
+    /// A plan being recorded or applied (see `plan.rs`).
+    plan: RefCell<plan::Hook>,
 }
 
 /// An I/O error of a path the door had resolved: a link that appeared on the way since is
@@ -354,6 +357,7 @@ impl Workspace {
             touched_files: RefCell::default(),
             touched_dirs: RefCell::default(),
             git: git::GitState::default(),
+            plan: RefCell::default(),
         })
     }
 
@@ -597,13 +601,16 @@ impl Workspace {
                 "is a directory, not a file",
             )),
             Lookup::Overlay(Entry::Removed) | Lookup::Hidden => Err(not_found(rel, "read")),
-            Lookup::Disk => match self.root.lstat(rel) {
-                Ok(st) if sandbox::kind(&st) == rustix::fs::FileType::Directory => Err(
-                    Error::invalid(format!("`{rel}`"), "is a directory, not a file"),
-                ),
-                Ok(_) => Ok(Content::Disk(rel.clone())),
-                Err(e) => Err(io_error(rel, "read", e)),
-            },
+            Lookup::Disk => {
+                self.note_file(rel);
+                match self.root.lstat(rel) {
+                    Ok(st) if sandbox::kind(&st) == rustix::fs::FileType::Directory => Err(
+                        Error::invalid(format!("`{rel}`"), "is a directory, not a file"),
+                    ),
+                    Ok(_) => Ok(Content::Disk(rel.clone())),
+                    Err(e) => Err(io_error(rel, "read", e)),
+                }
+            }
         }
     }
 
@@ -673,6 +680,7 @@ impl Workspace {
     /// exist), but each directory is resolved and listed once instead of stat-ing every
     /// file: a registry of 10,000 versions asks about 10,000 files in one directory.
     pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
+        self.note_paths(paths);
         type Listing = Option<(RelPath, HashMap<String, rustix::fs::FileType>)>;
         let mut listings: HashMap<Option<RelPath>, Listing> = HashMap::new();
         paths
@@ -731,7 +739,10 @@ impl Workspace {
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::Removed) | Lookup::Hidden => false,
             Lookup::Overlay(_) => true,
-            Lookup::Disk => self.root.lstat(rel).is_ok() || self.overlay.has_children(rel),
+            Lookup::Disk => {
+                self.note_file(rel);
+                self.root.lstat(rel).is_ok() || self.overlay.has_children(rel)
+            }
         }
     }
 
@@ -739,7 +750,10 @@ impl Workspace {
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::Dir { .. }) => true,
             Lookup::Overlay(_) | Lookup::Hidden => false,
-            Lookup::Disk => self.root.dir(rel).is_ok() || self.overlay.has_children(rel),
+            Lookup::Disk => {
+                self.note_file(rel);
+                self.root.dir(rel).is_ok() || self.overlay.has_children(rel)
+            }
         }
     }
 
@@ -751,6 +765,7 @@ impl Workspace {
                 Err(not_found(rel, "read the modification time of"))
             }
             Lookup::Disk => {
+                self.note_file(rel);
                 let st = self
                     .root
                     .lstat(rel)
@@ -781,6 +796,7 @@ impl Workspace {
     /// Like [`walk_files`](Self::walk_files), keeping only the files `filter` accepts. The
     /// name test runs before a file's metadata is read.
     pub fn walk(&self, dir: &RelPath, filter: &WalkFilter) -> Result<Vec<Listed>> {
+        self.note_walk(dir);
         let mut out = Vec::new();
         if self.disk_counts_below(dir) {
             let found = disk::walk(&self.root, dir, filter)
@@ -823,6 +839,7 @@ impl Workspace {
             Error::invalid(format!("glob pattern `{trimmed}`"), e.to_string())
         };
         let compiled = glob::Pattern::new(trimmed).map_err(bad)?;
+        self.note_glob(trimmed);
         let opts = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
@@ -864,6 +881,7 @@ impl Workspace {
         let kind = effect.kind();
         let is_mkdir = matches!(effect, Effect::Mkdir { .. });
         let canonical = effect.describe();
+        self.plan_before(&effect, &canonical, self.seq.get())?;
         if self.mode.get() == Mode::Replaying && self.replay_matches(&canonical)? {
             let outcome = self.apply(effect)?;
             self.journal
@@ -1197,6 +1215,7 @@ impl Workspace {
     /// Everything below `dir` as the run sees it, files and directories (links as files,
     /// not followed), in path order, hidden files included: what a copy of `dir` holds.
     fn tree(&self, dir: &RelPath) -> Result<Vec<(RelPath, bool)>> {
+        self.note_walk(dir);
         let mut out: BTreeMap<RelPath, bool> = BTreeMap::new();
         if self.disk_counts_below(dir) {
             let mut below = Vec::new();

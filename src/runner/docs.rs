@@ -17,7 +17,7 @@ fn reference_engine() -> rhai::Engine {
     engine::for_reference(&ctx, &dir)
 }
 
-fn metadata() -> serde_json::Value {
+pub(super) fn metadata() -> serde_json::Value {
     let json = reference_engine()
         .gen_fn_metadata_to_json(false)
         .expect("metadata serialises");

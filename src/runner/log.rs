@@ -16,7 +16,7 @@ pub struct RunSummary {
     pub unfinished: bool,
 }
 
-fn read_events(path: &Path) -> Vec<Value> {
+pub(super) fn read_events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -29,7 +29,7 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
     let ws = Workspace::open(workspace, "log", true, Console::Quiet)?;
     ws.check_own_files()?;
     let dir = ws.display_root().join(".runbook/runs");
-    let mut ids: Vec<String> = match std::fs::read_dir(&dir) {
+    let ids: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .flatten()
             .filter_map(|e| {
@@ -41,9 +41,7 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    ids.sort();
-    ids.reverse();
-    Ok(ids
+    let mut all: Vec<RunSummary> = ids
         .into_iter()
         .map(|id| {
             let events = read_events(&dir.join(format!("{id}.jsonl")));
@@ -69,7 +67,16 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
                 changes,
             }
         })
-        .collect())
+        .collect();
+    // Newest first by when each run started: two run ids of the same second sort by their
+    // random suffix, not by time. RFC 3339 in UTC with fixed digits sorts as text.
+    all.sort_by(|a, b| {
+        let started = |r: &RunSummary| r.start["ts"].as_str().unwrap_or("").to_string();
+        started(b)
+            .cmp(&started(a))
+            .then_with(|| b.run_id.cmp(&a.run_id))
+    });
+    Ok(all)
 }
 
 fn status(r: &RunSummary) -> String {
@@ -138,20 +145,42 @@ pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
         run.start["version"].as_str().unwrap_or(""),
         status(run)
     );
+    // Each step as it started, its actions under it, its status when it ended; an action
+    // is shown by the line the console showed (logs before `summary` existed: op and args).
     for e in events {
+        let pad = "  ".repeat(e["step"].as_str().map_or(0, |s| s.matches('.').count()) + 1);
         match e["event"].as_str() {
-            Some("step_end") => outln!(
-                "  [{}] {} {}",
+            Some("step_start") => outln!(
+                "{pad}[{}] {}",
                 e["step"].as_str().unwrap_or(""),
-                e["status"].as_str().unwrap_or(""),
                 e["name"].as_str().unwrap_or("")
             ),
-            Some("action") => outln!(
-                "      {} {} {}",
-                if e["applied"] == true { "done" } else { "    " },
-                e["op"].as_str().unwrap_or(""),
-                e["args"]
+            Some("step_end") => outln!(
+                "{pad}[{}] {} ({} ms){}",
+                e["step"].as_str().unwrap_or(""),
+                e["status"].as_str().unwrap_or(""),
+                e["duration_ms"]
+                    .as_f64()
+                    .map_or("-".into(), |ms| format!("{ms:.1}")),
+                e["error"]
+                    .as_str()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
+            Some("action") => {
+                let what = match e["summary"].as_str() {
+                    Some(s) => s.to_string(),
+                    None => format!("{} {}", e["op"].as_str().unwrap_or(""), e["args"]),
+                };
+                let verb = if e["kind"] == "check" {
+                    "check"
+                } else if e["applied"] == true {
+                    "done:"
+                } else {
+                    "would"
+                };
+                outln!("{pad}    {verb} {what}");
+            }
             _ => {}
         }
     }

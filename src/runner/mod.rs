@@ -2,16 +2,26 @@
 //! command (`run`, `check`, `docs`, `list`). This file holds what they share: reading a
 //! runbook and its header, compiling it, and pointing an error at a line of it.
 
+mod apply;
 mod check;
+mod confirm;
 mod docs;
+pub mod format;
+mod hooks;
+mod json;
 mod list;
 pub mod log;
+mod plan;
+pub mod review;
 mod run;
+pub mod view;
 
+pub use apply::{apply, read_plan, ApplyOptions};
 pub use check::{check, Checked};
 pub use docs::docs;
 pub(crate) use docs::known_functions;
 pub use list::{describe_default, list, Listed};
+pub use plan::{plan, PlanOptions};
 pub use run::{
     fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome, LEAVE_AT_EXIT,
 };

@@ -139,7 +139,7 @@ pub fn resume(
     execute(&opts, Some(logged))
 }
 
-fn sha256_hex(text: &str) -> String {
+pub(super) fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -149,6 +149,15 @@ fn sha256_hex(text: &str) -> String {
 fn execute(
     opts: &RunOptions,
     resuming: Option<crate::effects::recovery::LoggedRun>,
+) -> Result<RunOutcome> {
+    execute_with(opts, resuming, &mut super::hooks::NoHooks)
+}
+
+/// A run with `hooks` around its script (`runbook plan`, `runbook apply`, confirmation).
+pub(super) fn execute_with(
+    opts: &RunOptions,
+    resuming: Option<crate::effects::recovery::LoggedRun>,
+    hooks: &mut dyn super::hooks::Hooks,
 ) -> Result<RunOutcome> {
     // Everything that can be wrong with the script or its parameters is found before the
     // workspace is touched; only then does the run log start.
@@ -183,6 +192,7 @@ fn execute(
     } else {
         Some(ctx.ws.lock()?)
     };
+    hooks.start(&ctx, &loaded)?;
     let sha = sha256_hex(&loaded.text);
     let runbook_path = std::fs::canonicalize(&opts.file).unwrap_or_else(|_| opts.file.clone());
     let param_args: Vec<[&str; 2]> = opts
@@ -243,10 +253,14 @@ fn execute(
 
     let result = engine.run_ast_with_scope(&mut scope, &loaded.ast);
     let outcome = RunOutcome { run_id, log_path };
-    let result = match result {
-        Ok(()) => {
+    let result = match result.map(|()| hooks.end(&ctx, &loaded)) {
+        Ok(Ok(())) => {
             ctx.journal().run_end(Status::Ok, None);
             Ok(outcome)
+        }
+        Ok(Err(error)) => {
+            ctx.journal().run_end(Status::Failed, Some(&error));
+            Err(error)
         }
         Err(err) => {
             let error = to_error(&err, &loaded, &ctx, opts.timeout);
