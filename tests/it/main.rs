@@ -10,5 +10,6 @@ mod links;
 mod mlflow;
 mod output;
 mod recovery;
+mod runbooks;
 mod support;
 mod validate;
