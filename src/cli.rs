@@ -128,6 +128,22 @@ enum Command {
         #[arg(default_value = "runbooks")]
         dir: PathBuf,
     },
+    /// Copy a shipped runbook and the helpers it imports into the workspace's `runbooks/`
+    /// for editing (never overwrites); `runbook run NAME` then runs the copy.
+    Eject {
+        /// The shipped runbook, such as `full_rollback`.
+        name: String,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Start a new runbook `runbooks/NAME.rhai` in the workspace from a template that
+    /// `runbook check` accepts and `runbook run NAME --dry-run` runs.
+    New {
+        /// The new runbook's name: lower-case letters, digits and `_`.
+        name: String,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+    },
     /// Print the reference of every primitive: signature, description, example.
     Docs,
     /// Create a demo workspace (no Python needed) and run the full rollback in it.
@@ -302,10 +318,11 @@ fn dispatch(command: Command) -> Result<i32> {
                 match l.header {
                     Ok(h) => {
                         outln!(
-                            "{}  {} {}\n    {}",
+                            "{}  {} {}  ({})\n    {}",
                             l.path.display(),
                             h.name,
                             h.version,
+                            l.origin,
                             h.description
                         );
                         for p in &h.params {
@@ -321,6 +338,28 @@ fn dispatch(command: Command) -> Result<i32> {
                     Err(e) => outln!("{}  (invalid header: {e})", l.path.display()),
                 }
             }
+            Ok(0)
+        }
+        Command::Eject { name, workspace } => {
+            let written = runner::source::eject(&workspace, &name, Console::Quiet)?;
+            for w in &written {
+                outln!("wrote {w}");
+            }
+            if written.is_empty() {
+                outln!("`{name}` and its helpers are in `runbooks/` already, unchanged");
+            }
+            outln!("`runbook run {name}` now runs the copy in `runbooks/`; edit it there");
+            Ok(0)
+        }
+        Command::New { name, workspace } => {
+            let written = runner::source::new_runbook(&workspace, &name, Console::Quiet)?;
+            for w in &written {
+                outln!("wrote {w}");
+            }
+            outln!(
+                "next: `runbook check {}`, then `runbook run {name} --dry-run`",
+                written.join(" ")
+            );
             Ok(0)
         }
         Command::Docs => {

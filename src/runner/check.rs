@@ -21,11 +21,13 @@ pub struct Checked {
 /// Parse and check a runbook without running it: header, syntax, and calls to primitives
 /// (`family::function`) or imported modules that do not exist.
 pub fn check(path: &Path) -> Result<Checked> {
+    // A name that is no file is found as `runbook run` finds it, from the current directory.
+    let path = &super::source::find(path, Path::new("."))?;
     let loaded = load(path)?;
     let dir = runbooks_dir(path);
     let mut checker = Checker {
         known: super::known_functions(),
-        resolver: engine::SandboxedResolver::new(&dir),
+        resolver: engine::SandboxedResolver::new(&dir).or_in(Path::new("runbooks")),
         compiler: engine::compiler(&dir),
         visited: std::collections::HashSet::new(),
     };
@@ -68,7 +70,7 @@ impl Checker {
                     if let Expr::StringConstant(p, pos) = expr {
                         match self.resolver.locate(source, p) {
                             Ok(file) => {
-                                let fns = self.compiler.compile_file(file.clone()).ok().map(|m| {
+                                let fns = super::source::read_text(&file).ok().and_then(|t| self.compiler.compile(t).ok()).map(|m| {
                                     let mut t = FnTable::new();
                                     for f in m.iter_functions() {
                                         t.entry(f.name.to_string()).or_default().push(f.params.len());
@@ -125,7 +127,7 @@ impl Checker {
             }
             let shown = file.display().to_string();
             let text =
-                std::fs::read_to_string(&file).map_err(|e| Error::io(shown.clone(), "read", e))?;
+                super::source::read_text(&file).map_err(|e| Error::io(shown.clone(), "read", e))?;
             let ast = compile(&self.compiler, &shown, &text)?;
             self.check_ast(&ast, &shown, &text, Some(&shown))?;
         }

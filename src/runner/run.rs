@@ -10,7 +10,7 @@ use crate::error::{Error, Location, Result};
 use crate::header::params_map;
 use rhai::{EvalAltResult, Scope};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct RunOutcome {
 }
 
 /// A run id that sorts by time and does not collide between runs in the same second.
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_subsec_nanos();
     let salt = (std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos as u64;
@@ -94,7 +94,7 @@ pub fn resume(
                 .collect()
         })
         .unwrap_or_default();
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    let text = super::source::read_text(&file).map_err(|e| {
         Error::Usage(format!(
             "cannot read the runbook of run `{run_id}`, `{}`: {e}",
             file.display()
@@ -139,7 +139,13 @@ fn execute(
     resuming: Option<crate::effects::recovery::LoggedRun>,
 ) -> Result<RunOutcome> {
     // Everything that can be wrong with the script or its parameters is found before the
-    // workspace is touched; only then does the run log start.
+    // workspace is touched; only then does the run log start. A name that is no file is
+    // looked up in the workspace's `runbooks/`, then among the shipped runbooks.
+    let found = super::source::find(&opts.file, &opts.workspace)?;
+    let opts = &RunOptions {
+        file: found,
+        ..opts.clone()
+    };
     let (display, text, header) = read_runbook(&opts.file)?;
     let params = header.resolve_params(&opts.params)?;
     let run_id = match &resuming {
@@ -409,7 +415,7 @@ fn locate(err: &EvalAltResult, loaded: &Loaded) -> Option<Box<Location>> {
     let column = pos.position().unwrap_or(1);
     match source {
         Some(src) if src != loaded.display => {
-            let text = std::fs::read_to_string(&src).unwrap_or_default();
+            let text = super::source::read_text(Path::new(&src)).unwrap_or_default();
             let mut loc = location_in(&src, &text, line, column);
             // The runbook line that led into the imported code.
             if let (Some(l), Some(c)) = (err.position().line(), err.position().position()) {

@@ -1,0 +1,173 @@
+//! Authoring without recompiling: finding runbooks by name (file, the workspace's
+//! `runbooks/`, the ones shipped in the binary), `list`, `eject`, `new`, and `check`.
+
+use crate::support::*;
+
+#[test]
+fn a_shipped_runbook_runs_by_name_in_a_generated_workspace() {
+    let ws = Ws::generated(&[]);
+    assert!(!ws.exists("runbooks"));
+    ws.runbook(&["run", "full_rollback.rhai", "-q", "-p", "from=v3"])
+        .run()
+        .success();
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v2"));
+    let start = &ws.last_log()[0];
+    assert_eq!(start["runbook"], "shipped:full_rollback.rhai");
+    // Without the extension, and from another directory with -w.
+    let other = Ws::generated(&[]);
+    Ws::empty()
+        .runbook(&["run", "full_rollback", "-q", "--dry-run", "-w"])
+        .arg(other.path())
+        .run()
+        .success();
+    // An error inside a shipped helper points into it.
+    ws.write("models/registry.json", "[\n");
+    ws.runbook(&["run", "full_rollback", "-q"])
+        .run()
+        .code(1)
+        .stderr_has("--> shipped:lib/models.rhai:")
+        .stderr_has("= called from shipped:full_rollback.rhai:");
+}
+
+#[test]
+fn an_unknown_name_is_a_usage_error_naming_the_shipped_runbooks() {
+    let ws = Ws::generated(&[]);
+    ws.runbook(&["run", "ful_rollback"])
+        .run()
+        .code(2)
+        .stderr_has("runbook `ful_rollback` does not exist")
+        .stderr_has("full_rollback.rhai, ");
+}
+
+#[test]
+fn the_workspace_runbook_wins_over_the_shipped_one_and_list_says_where_each_is_from() {
+    let ws = Ws::generated(&[]);
+    ws.write(
+        "runbooks/full_rollback.rhai",
+        "//! name: full_rollback\n//! version: 9.0.0\n//! description: a local override\n\nprint(\"local override ran\");\n",
+    );
+    ws.runbook(&["run", "full_rollback"])
+        .run()
+        .success()
+        .stdout_has("local override ran");
+    let out = ws.runbook(&["list"]).run().success();
+    let out = out
+        .stdout_has("runbooks/full_rollback.rhai  full_rollback 9.0.0  (in `runbooks`)")
+        .stdout_has(
+            "shipped:verify_rollback.rhai  verify_rollback 1.0.0  (shipped; `runbook eject verify_rollback` to edit a copy)",
+        );
+    assert!(
+        !out.stdout.contains("shipped:full_rollback.rhai"),
+        "an overridden shipped runbook is listed: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn eject_copies_a_shipped_runbook_and_its_helpers_and_never_overwrites() {
+    let ws = Ws::generated(&[]);
+    ws.runbook(&["eject", "full_rollback"])
+        .run()
+        .success()
+        .stdout_has("wrote runbooks/full_rollback.rhai")
+        .stdout_has("wrote runbooks/lib/models.rhai")
+        .stdout_has("wrote runbooks/lib/validation.rhai");
+    assert_eq!(
+        ws.read("runbooks/full_rollback.rhai"),
+        std::fs::read_to_string(shipped("full_rollback.rhai")).unwrap()
+    );
+    // Through the door: a run log of its own with the writes.
+    let log = ws.last_log();
+    assert_eq!(actions(&log, "fs.write").len(), 3);
+    // The copy is what runs now.
+    let edited = ws
+        .read("runbooks/full_rollback.rhai")
+        .replace("rollback complete:", "ejected copy complete:");
+    ws.write("runbooks/full_rollback.rhai", &edited);
+    ws.runbook(&["run", "full_rollback"])
+        .run()
+        .success()
+        .stdout_has("ejected copy complete:");
+    // Ejecting again refuses: the runbook there differs now; nothing is written.
+    let before = ws.snapshot();
+    ws.runbook(&["eject", "full_rollback"])
+        .run()
+        .code(2)
+        .stderr_has("`runbooks/full_rollback.rhai` exists in the workspace with other content");
+    before.assert_same(&ws.snapshot());
+    ws.runbook(&["eject", "no_such"])
+        .run()
+        .code(2)
+        .stderr_has("no shipped runbook is called `no_such`");
+}
+
+#[test]
+fn new_writes_a_template_that_check_accepts_and_run_runs() {
+    let ws = Ws::generated(&[]);
+    ws.runbook(&["new", "clear_cache"])
+        .run()
+        .success()
+        .stdout_has("wrote runbooks/clear_cache.rhai");
+    ws.runbook(&["check", "runbooks/clear_cache.rhai"])
+        .run()
+        .success()
+        .stdout_has("clear_cache 0.1.0, 2 step(s)");
+    let before = ws.snapshot();
+    ws.runbook(&["run", "clear_cache", "--dry-run"])
+        .run()
+        .success()
+        .stdout_has("would write `notes/clear_cache_");
+    before.assert_same(&ws.snapshot());
+    ws.runbook(&["run", "clear_cache"])
+        .run()
+        .success()
+        .stdout_has("production is v3");
+    let notes: Vec<String> = ws
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with("notes/"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(ws.read(&notes[0]), "checked by clear_cache: production v3");
+    ws.runbook(&["new", "clear_cache"])
+        .run()
+        .code(2)
+        .stderr_has("exists already");
+    ws.runbook(&["new", "Bad-Name"])
+        .run()
+        .code(2)
+        .stderr_has("is not a runbook name");
+}
+
+#[test]
+fn imports_fall_back_to_the_workspace_runbooks_then_the_shipped_helpers() {
+    let ws = Ws::generated(&[]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let script = elsewhere.path().join("mine.rhai");
+    std::fs::write(
+        &script,
+        "//! name: mine\n//! version: 1.0.0\n//! description: imports\n\nimport \"lib/models\" as models;\nimport \"lib/local\" as local;\nprint(`${models::version_files(\"v3\")} ${local::hello()}`);\n",
+    )
+    .unwrap();
+    ws.write(
+        "runbooks/lib/local.rhai",
+        "fn hello() { \"from the workspace\" }\n",
+    );
+    ws.runbook(&["run"])
+        .arg(&script)
+        .run()
+        .success()
+        .stdout_has("models/sl_model_v3.json")
+        .stdout_has("from the workspace");
+    // `..` is still refused, wherever the import would look.
+    std::fs::write(
+        &script,
+        "//! name: mine\n//! version: 1.0.0\n//! description: imports\n\nimport \"../lib/models\" as models;\n",
+    )
+    .unwrap();
+    ws.runbook(&["run"])
+        .arg(&script)
+        .run()
+        .code(1)
+        .stderr_has("leaves the runbooks directory");
+}
