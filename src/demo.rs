@@ -15,45 +15,14 @@ use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The shipped runbooks, compiled in so the demo needs no checkout.
+/// Files the demo adds to the shipped runbooks (`runner::source::SHIPPED`, all of them,
+/// helpers included), compiled in so the demo needs no checkout.
 pub const RUNBOOKS: &[(&str, &str)] = &[
-    (
-        "runbooks/full_rollback.rhai",
-        include_str!("../runbooks/full_rollback.rhai"),
-    ),
-    (
-        "runbooks/restore_config.rhai",
-        include_str!("../runbooks/restore_config.rhai"),
-    ),
-    (
-        "runbooks/revert_code.rhai",
-        include_str!("../runbooks/revert_code.rhai"),
-    ),
-    (
-        "runbooks/version_control.rhai",
-        include_str!("../runbooks/version_control.rhai"),
-    ),
-    (
-        "runbooks/verify_rollback.rhai",
-        include_str!("../runbooks/verify_rollback.rhai"),
-    ),
-    (
-        "runbooks/quick_verification.rhai",
-        include_str!("../runbooks/quick_verification.rhai"),
-    ),
-    (
-        "runbooks/lib/models.rhai",
-        include_str!("../runbooks/lib/models.rhai"),
-    ),
     // For reading and editing: `restore_config` uses the copy built into the binary
     // (`config::default_training_config()`) unless given `--param template=...`.
     (
         "runbooks/templates/training_configs.default.yaml",
         crate::document::DEFAULT_TRAINING_CONFIG,
-    ),
-    (
-        "runbooks/lib/validation.rhai",
-        include_str!("../runbooks/lib/validation.rhai"),
     ),
 ];
 
@@ -216,6 +185,16 @@ pub fn create_workspace(root: &Path, size: Size) -> Result<()> {
             .replace("{lr}", "0.05"),
     )?;
     write(root, ".gitignore", "backups/\n.runbook/\n")?;
+    for (path, text) in crate::runner::source::SHIPPED {
+        write(root, &format!("runbooks/{path}"), text)?;
+    }
+    // A log for `post_rollback_checks -p logs=logs/training.log` (§5.1): the bad version's
+    // errors, then a clean restart after the rollback time a responder passes as `since`.
+    write(
+        root,
+        "logs/training.log",
+        "2026-11-29T17:00:00Z INFO training sl_forecaster\n2026-11-29T17:20:00Z ERROR loss diverged (nan) at epoch 12\n2026-11-30T09:00:00Z INFO serving restarted\n",
+    )?;
     for (path, text) in RUNBOOKS {
         write(root, path, text)?;
     }
@@ -391,6 +370,14 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             ),
             (format!("{exe} run runbooks/full_rollback.rhai"), "do it"),
             (
+                format!("{exe} run rollback_checklist --dry-run"),
+                "the plan of the whole checklist (§8): backup, revert, cleanup, checks",
+            ),
+            (
+                format!("{exe} list"),
+                "every runbook, and where it comes from",
+            ),
+            (
                 format!("{exe} run runbooks/verify_rollback.rhai"),
                 "validate the production model",
             ),
@@ -406,6 +393,15 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
                 "validate the production model",
             ),
             ("cat .runbook/runs/*.jsonl".to_string(), "the audit log"),
+            (format!("{exe} log --last"), "the run's steps and effects"),
+            (
+                format!("{exe} run post_rollback_checks -p logs=logs/training.log -p since=2026-11-30T00:00:00Z"),
+                "the post-rollback checks (§5)",
+            ),
+            (
+                format!("{exe} run rollback_checklist --dry-run"),
+                "the plan of the whole checklist (§8)",
+            ),
             (
                 format!("{exe} trash list"),
                 "what was removed, still recoverable",

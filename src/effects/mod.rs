@@ -694,6 +694,31 @@ impl Workspace {
         }
     }
 
+    /// The size of a file as the run sees it (a simulated file's length in a dry run).
+    pub fn size(&self, rel: &RelPath) -> Result<u64> {
+        match self.content(rel)? {
+            Content::Bytes(b) => Ok(b.len() as u64),
+            Content::Disk(r) => self
+                .root
+                .lstat(&r)
+                .map(|st| st.st_size as u64)
+                .map_err(|e| io_error(&r, "read the size of", e)),
+        }
+    }
+
+    /// Bytes an unprivileged process may still write on the filesystem that holds the
+    /// workspace, as `df` reports them (`f_bavail * f_frsize`). A dry run answers for the
+    /// disk as it is: it writes nothing, so a plan checks against the real free space.
+    pub fn free_bytes(&self) -> Result<u64> {
+        let dir = self
+            .root
+            .dir(&RelPath::root())
+            .map_err(|e| io_error(&RelPath::root(), "open", e))?;
+        let st = rustix::fs::fstatvfs(&dir)
+            .map_err(|e| io_error(&RelPath::root(), "read the free space of", e.into()))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     pub fn mtime(&self, rel: &RelPath) -> Result<SystemTime> {
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::File { mtime, .. }) => Ok(mtime),

@@ -1,5 +1,5 @@
 //! The primitive families a runbook calls: `registry::`, `fs::`, `process::`, `git::`,
-//! `config::`, `validate::`, plus a few globals (`assert`, `timestamp`) and the types
+//! `config::`, `validate::`, `time::`, plus a few globals (`assert`, `timestamp`) and the types
 //! validation hands to scripts (`Dataset`, `Model`, `Predictions`). Each family is a Rhai module built by one file here and
 //! registered as a static module, so scripts write `registry::production("sl_forecaster")`.
 //!
@@ -20,6 +20,7 @@ pub mod fs;
 pub mod git;
 pub mod process;
 pub mod registry;
+pub mod time;
 pub mod validate;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -105,6 +106,7 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
         git::family(ctx),
         config::family(ctx),
         validate::family(ctx),
+        time::family(ctx),
     ] {
         engine.register_static_module(family.name, family.module.into());
     }
@@ -113,7 +115,9 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
 }
 
 /// The names of the registered families, for `runbook check`.
-pub const FAMILIES: &[&str] = &["registry", "fs", "process", "git", "config", "validate"];
+pub const FAMILIES: &[&str] = &[
+    "registry", "fs", "process", "git", "config", "validate", "time",
+];
 
 /// `registration` with its parameter names and doc comment when metadata is wanted.
 fn documented(registration: FuncRegistration, params: &[&str], comment: &str) -> FuncRegistration {

@@ -43,6 +43,30 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../runbooks/version_control.rhai"),
     ),
     (
+        "create_backup.rhai",
+        include_str!("../../runbooks/create_backup.rhai"),
+    ),
+    (
+        "revert_model.rhai",
+        include_str!("../../runbooks/revert_model.rhai"),
+    ),
+    (
+        "remove_model_files.rhai",
+        include_str!("../../runbooks/remove_model_files.rhai"),
+    ),
+    (
+        "post_rollback_checks.rhai",
+        include_str!("../../runbooks/post_rollback_checks.rhai"),
+    ),
+    (
+        "rollback_checklist.rhai",
+        include_str!("../../runbooks/rollback_checklist.rhai"),
+    ),
+    (
+        "lib/procedures.rhai",
+        include_str!("../../runbooks/lib/procedures.rhai"),
+    ),
+    (
         "lib/models.rhai",
         include_str!("../../runbooks/lib/models.rhai"),
     ),

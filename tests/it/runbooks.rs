@@ -221,3 +221,248 @@ fn verification_runbooks_fail_and_change_nothing() {
         "quick verification failed",
     );
 }
+
+/// The generated workspace after `revert_model`: v2 production, v3 archived and kept.
+fn reverted() -> Ws {
+    let ws = generated();
+    ws.runbook(&["run", &shipped("revert_model.rhai"), "-q"])
+        .run()
+        .success();
+    ws
+}
+
+#[test]
+fn create_backup_copies_to_the_plans_names_and_records_the_timestamp() {
+    let ws = generated();
+    let out = ws
+        .runbook(&["run", &shipped("create_backup.rhai")])
+        .run()
+        .success();
+    let stamp = ws.read("backup_timestamp.txt");
+    assert_eq!(stamp.len(), 15, "{stamp}");
+    for (src, dst) in [
+        ("models", format!("backups/models_{stamp}")),
+        ("src/sl", format!("backups/src_sl_{stamp}")),
+        ("configs/sl", format!("backups/configs_sl_{stamp}")),
+    ] {
+        let files: Vec<String> = ws
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with(&format!("{src}/")))
+            .collect();
+        for f in &files {
+            let copy = format!("{dst}/{}", &f[src.len() + 1..]);
+            assert_eq!(ws.read(f), ws.read(&copy), "{copy}");
+        }
+        let line = format!("{src} -> {dst}: {} file(s)", files.len());
+        assert!(out.stdout.contains(&line), "no {line:?} in\n{}", out.stdout);
+    }
+    assert_eq!(
+        ws.read(&format!("backups/registry_{stamp}.json")),
+        ws.read("models/registry.json")
+    );
+}
+
+#[test]
+fn create_backup_refuses_before_copying_when_the_disk_lacks_room() {
+    let ws = generated();
+    refused(
+        &ws,
+        &shipped("create_backup.rhai"),
+        &["reserve_mb=1000000000"],
+        "not enough disk space for the backup",
+    );
+    refused(
+        &ws,
+        &shipped("create_backup.rhai"),
+        &["sources=nothing,here"],
+        "nothing to back up",
+    );
+}
+
+#[test]
+fn revert_model_archives_and_keeps_the_bad_version() {
+    let ws = reverted();
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v2"));
+    let reg = ws.json("models/registry.json");
+    let v3 = reg
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["version"] == "v3")
+        .unwrap();
+    assert_eq!(v3["status"], "archived");
+    assert!(ws.exists("models/sl_model_v3.json"));
+    // Run again: production is v2 now, which is no longer `from`.
+    refused(
+        &ws,
+        &shipped("revert_model.rhai"),
+        &["from=v3"],
+        "is v2, not v3",
+    );
+    let ws = generated();
+    std::fs::remove_file(ws.join("models/risk_model_r1.json")).unwrap();
+    refused(
+        &ws,
+        &shipped("revert_model.rhai"),
+        &[],
+        "the registry is inconsistent",
+    );
+}
+
+#[test]
+fn remove_model_files_removes_the_version_and_its_new_files() {
+    let ws = reverted();
+    ws.runbook(&[
+        "run",
+        &shipped("remove_model_files.rhai"),
+        "-p",
+        "version=v3",
+    ])
+    .run()
+    .success()
+    .stdout_has("no file of sl_forecaster v3 remains");
+    assert!(!ws.exists("models/sl_model_v3.json"));
+    assert!(!ws.exists("models/sl_model_v3_metadata.json"));
+    assert_eq!(ws.versions("sl_forecaster"), ["v1", "v2"]);
+    assert!(ws.exists("models/sl_model_v2.json"));
+    assert!(ws.exists("models/risk_model_r1.json"));
+}
+
+#[test]
+fn remove_model_files_checks_its_preconditions_first() {
+    let rm = shipped("remove_model_files.rhai");
+    let ws = generated();
+    refused(&ws, &rm, &["version=v3"], "v3 is production");
+    let ws = reverted();
+    // A new file that belongs to v2, which stays.
+    ws.write("models/sl_model_v2_extra_metadata.json", "{}");
+    refused(
+        &ws,
+        &rm,
+        &["version=v3"],
+        "belongs to a version of sl_forecaster that stays",
+    );
+    let ws = reverted();
+    std::fs::remove_file(ws.join("backup_timestamp.txt")).unwrap();
+    refused(
+        &ws,
+        &rm,
+        &["version=v3"],
+        "the reference 'backup_timestamp.txt' is missing",
+    );
+    let ws = reverted();
+    ws.runbook(&["run", &rm])
+        .run()
+        .code(2)
+        .stderr_has("version");
+}
+
+/// `data/validation.csv` with a `ts` column holding `ts` on every row.
+fn with_timestamps(ws: &Ws, ts: &str) {
+    let text = ws.read("data/validation.csv");
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(line);
+        out.push(',');
+        out.push_str(if i == 0 { "ts" } else { ts });
+        out.push('\n');
+    }
+    ws.write("data/validation_ts.csv", &out);
+}
+
+#[test]
+fn post_rollback_checks_pass_after_a_revert_and_name_what_fails() {
+    let pc = shipped("post_rollback_checks.rhai");
+    // The generated production version is the broken one.
+    refused(&generated(), &pc, &[], "mse");
+    let ws = reverted();
+    ws.runbook(&["run", &pc])
+        .run()
+        .success()
+        .stdout_has("post-rollback checks passed")
+        .stdout_has("baseline 0.0004");
+    // Logs: an ERROR line before `since` does not count, one after does.
+    ws.write(
+        "logs/app.log",
+        "2026-01-01T10:00:00Z ERROR old failure\n2026-01-02T10:00:00Z INFO fine\n",
+    );
+    ws.runbook(&[
+        "run",
+        &pc,
+        "-q",
+        "-p",
+        "logs=logs/app.log",
+        "-p",
+        "since=2026-01-02T00:00:00Z",
+    ])
+    .run()
+    .success();
+    refused(
+        &ws,
+        &pc,
+        &["logs=logs/app.log"],
+        "1 ERROR line(s) in the logs",
+    );
+    refused(&ws, &pc, &["logs=logs/missing.log"], "does not exist");
+    // Predictions out of range, a training job running (a pid file of a live process is
+    // checked by process::is_running).
+    refused(&ws, &pc, &["pred_max=-100"], "outside");
+    // Leakage: rows from before the training end of v2.
+    with_timestamps(&ws, "2020-01-01T00:00:00Z");
+    refused(
+        &ws,
+        &pc,
+        &["data=data/validation_ts.csv", "timestamp=ts"],
+        "leakage: validation rows from 2020-01-01",
+    );
+    with_timestamps(&ws, "2099-01-01T00:00:00Z");
+    ws.runbook(&[
+        "run",
+        &pc,
+        "-p",
+        "data=data/validation_ts.csv",
+        "-p",
+        "timestamp=ts",
+    ])
+    .run()
+    .success()
+    .stdout_has("no leakage");
+    // A feature the model needs is missing from the data.
+    let text = ws.read("data/validation.csv").replace("x7", "z7");
+    ws.write("data/validation_ts.csv", &text);
+    refused(
+        &ws,
+        &pc,
+        &["data=data/validation_ts.csv"],
+        "needs feature `x7`",
+    );
+}
+
+#[test]
+fn rollback_checklist_runs_the_procedures_and_reports() {
+    let ws = generated();
+    let out = ws
+        .runbook(&["run", &shipped("rollback_checklist.rhai"), "-p", "from=v3"])
+        .run()
+        .success();
+    out.stdout_has("[x] created a backup of the current state")
+        .stdout_has("[x] removed v3 and its 2 file(s)")
+        .stdout_has("rollback of sl_forecaster: v3 -> v2");
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v2"));
+    assert_eq!(ws.versions("sl_forecaster"), ["v1", "v2"]);
+    let stamp = ws.read("backup_timestamp.txt");
+    assert!(ws.exists(&format!("backups/models_{stamp}/sl_model_v3.json")));
+    // Every precondition comes before the backup.
+    let cl = shipped("rollback_checklist.rhai");
+    let ws = generated();
+    refused(
+        &ws,
+        &cl,
+        &["reserve_mb=1000000000"],
+        "not enough disk space",
+    );
+    refused(&ws, &cl, &["from=v2"], "is v3, not v2");
+    std::fs::remove_file(ws.join("models/risk_model_r1.json")).unwrap();
+    refused(&ws, &cl, &[], "the registry is inconsistent");
+}
