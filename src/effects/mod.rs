@@ -25,6 +25,7 @@ pub mod disk;
 pub mod git;
 pub mod gitcli;
 pub mod journal;
+pub mod notify;
 pub mod overlay;
 mod own;
 pub mod path;
@@ -108,6 +109,11 @@ pub enum Effect<'a> {
         expect: String,
         timeout: Duration,
     },
+    /// Send a message to the configured sinks (`notify.rs`); a dry run sends nothing.
+    Notify {
+        sinks: &'a [notify::Sink],
+        message: &'a Value,
+    },
     /// A change of the model registry, written by its store through a [`StoreWriter`].
     Registry {
         store: &'a dyn crate::registry::Store,
@@ -176,6 +182,10 @@ impl Effect<'_> {
             Effect::StopProcess { pidfile, pid, .. } => {
                 json!({"stop_process": pidfile.as_str(), "pid": pid})
             }
+            Effect::Notify { sinks, message } => json!({
+                "notify": message["text"],
+                "sinks": sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+            }),
             Effect::Registry { store, change } => json!({
                 "registry": store.name(),
                 "op": change.op,
@@ -198,6 +208,7 @@ impl Effect<'_> {
             | Effect::GitTag { .. } => ActionKind::Git,
             Effect::StopProcess { .. } => ActionKind::Process,
             Effect::Registry { .. } => ActionKind::Registry,
+            Effect::Notify { .. } => ActionKind::Notification,
         }
     }
 }
@@ -214,6 +225,8 @@ pub struct Outcome {
     pub made: bool,
     pub git: Option<GitOutcome>,
     pub process: Option<ProcessOutcome>,
+    /// What each sink of a notification did.
+    pub deliveries: Vec<notify::Delivery>,
 }
 
 /// The journal record of an effect: the primitive's name for it, its arguments, a short
@@ -971,6 +984,14 @@ impl Workspace {
                 store.apply(&StoreWriter { ws: self }, change)?;
                 Outcome::default()
             }
+            Effect::Notify { sinks, message } => Outcome {
+                deliveries: if self.simulating() {
+                    notify::simulate(self, sinks, message)
+                } else {
+                    notify::deliver(self, sinks, message)
+                },
+                ..Outcome::default()
+            },
         };
         Ok(outcome)
     }
@@ -1437,7 +1458,7 @@ impl Workspace {
         self
     }
 
-    fn command_policy(&self) -> Result<command::Policy> {
+    pub(in crate::effects) fn command_policy(&self) -> Result<command::Policy> {
         let rel = self.resolve(crate::registry::CONFIG_FILE)?;
         let doc = if self.exists(&rel) {
             Some(crate::document::parse_yaml(

@@ -1,5 +1,5 @@
 //! The primitive families a runbook calls: `registry::`, `fs::`, `process::`, `git::`,
-//! `config::`, `validate::`, `time::`, plus a few globals (`assert`, `timestamp`) and the types
+//! `config::`, `validate::`, `time::`, `notify::`, plus a few globals (`assert`, `timestamp`) and the types
 //! validation hands to scripts (`Dataset`, `Model`, `Predictions`). Each family is a Rhai module built by one file here and
 //! registered as a static module, so scripts write `registry::production("sl_forecaster")`.
 //!
@@ -18,6 +18,7 @@ use std::cell::Cell;
 pub mod config;
 pub mod fs;
 pub mod git;
+pub mod notify;
 pub mod process;
 pub mod registry;
 pub mod time;
@@ -107,6 +108,7 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
         config::family(ctx),
         validate::family(ctx),
         time::family(ctx),
+        notify::family(ctx),
     ] {
         engine.register_static_module(family.name, family.module.into());
     }
@@ -116,7 +118,7 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
 
 /// The names of the registered families, for `runbook check`.
 pub const FAMILIES: &[&str] = &[
-    "registry", "fs", "process", "git", "config", "validate", "time",
+    "registry", "fs", "process", "git", "config", "validate", "time", "notify",
 ];
 
 /// `registration` with its parameter names and doc comment when metadata is wanted.

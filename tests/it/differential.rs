@@ -420,6 +420,17 @@ git::checkout("HEAD", "src/sl/models/");
 fs::write("obs/dirty2.txt", `${git::dirty("src/")}`);
 "#,
     ),
+    (
+        "notify_to_a_file_and_time",
+        r#"
+fs::write("runbook.yaml", "notify:\n  - {type: file, path: notes/notify.log}\n  - {type: print}\n");
+let r = notify::send("rolling back", #{ model: "sl_forecaster" });
+// `sent` differs by nature: a dry run sends nothing.
+fs::write("obs/sent.txt", `${r.failed.len()} ${notify::sinks()}`);
+fs::write("obs/log.txt", `${fs::exists("notes/notify.log")} ${fs::size("notes").files}`);
+fs::write("obs/time.txt", `${time::duration("1h30m")} ${time::age("backup_timestamp.txt") > 0}`);
+"#,
+    ),
 ];
 
 #[test]

@@ -466,3 +466,124 @@ fn rollback_checklist_runs_the_procedures_and_reports() {
     std::fs::remove_file(ws.join("models/risk_model_r1.json")).unwrap();
     refused(&ws, &cl, &[], "the registry is inconsistent");
 }
+
+/// A one-shot HTTP server on 127.0.0.1 that answers 200 and hands over the request body.
+fn webhook() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = s.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break body.to_string();
+                    }
+                }
+                if n == 0 {
+                    break String::new();
+                }
+            };
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            tx.send(body).unwrap();
+        }
+    });
+    (url, rx)
+}
+
+const NOTIFYING: &str = "//! name: tell\n//! version: 1.0.0\n//! description: notifies\n\nstep \"tell\" {\n    let r = notify::send(\"rolling back v3\", #{ model: \"sl_forecaster\" });\n    print(`sent ${r.sent}, failed ${r.failed.len()}`);\n}\nstep \"after\" { fs::write(\"after.txt\", \"the run went on\"); }\n";
+
+#[test]
+fn notify_sends_to_the_configured_sinks_and_a_dry_run_sends_nothing() {
+    let ws = generated();
+    let (url, received) = webhook();
+    ws.write(
+        "runbook.yaml",
+        &format!(
+            "notify:\n  - {{type: print}}\n  - {{type: file, path: notifications.log}}\n  - {{type: webhook, url: \"{url}\", timeout: 5s}}\n  - {{type: command, argv: [sh, -c, \"cat > /dev/null\"]}}\n"
+        ),
+    );
+    ws.write("runbooks/tell.rhai", NOTIFYING);
+    let before = ws.snapshot();
+    ws.runbook(&["run", "tell", "--dry-run"])
+        .run()
+        .success()
+        .stdout_has("would notify print, file `notifications.log`, webhook")
+        .stdout_has("sent 0, failed 0");
+    before.assert_same(&ws.snapshot());
+    assert!(
+        received.try_recv().is_err(),
+        "a dry run posted to the webhook"
+    );
+    ws.runbook(&["run", "tell"])
+        .run()
+        .success()
+        .stdout_has("| notify: rolling back v3")
+        .stdout_has("sent 4, failed 0");
+    let body: serde_json::Value = serde_json::from_str(
+        &received
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["text"], "rolling back v3");
+    assert_eq!(body["model"], "sl_forecaster");
+    let line: serde_json::Value =
+        serde_json::from_str(ws.read("notifications.log").trim()).unwrap();
+    assert_eq!(line["text"], "rolling back v3");
+    let log = ws.last_log();
+    let sent = actions(&log, "notify.send");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["kind"], "notification");
+    assert_eq!(sent[0]["applied"], true);
+}
+
+#[test]
+fn a_failing_sink_is_reported_and_the_run_goes_on() {
+    let ws = generated();
+    ws.write(
+        "runbook.yaml",
+        "notify:\n  - {type: webhook, url: \"http://127.0.0.1:9/hook\", timeout: 2s}\n  - {type: command, argv: [sh, -c, \"exit 3\"]}\n  - {type: file, path: notifications.log}\n",
+    );
+    ws.write("runbooks/tell.rhai", NOTIFYING);
+    ws.runbook(&["run", "tell"])
+        .run()
+        .success()
+        .stdout_has("notification to webhook `http://127.0.0.1:9/hook` failed")
+        .stdout_has("the run goes on")
+        .stdout_has("sent 1, failed 2");
+    assert_eq!(ws.read("after.txt"), "the run went on");
+    assert!(ws.read("notifications.log").contains("rolling back v3"));
+    // A bad configuration is an error before anything is sent.
+    ws.write("runbook.yaml", "notify:\n  - {type: pigeon}\n");
+    ws.runbook(&["run", "tell"])
+        .run()
+        .code(1)
+        .stderr_has("`notify[0].type` is `pigeon`");
+    // `--no-exec` refuses the command sink, and only it.
+    ws.write(
+        "runbook.yaml",
+        "notify:\n  - {type: command, argv: [sh, -c, \"exit 0\"]}\n  - {type: print}\n",
+    );
+    ws.runbook(&["run", "tell", "--no-exec"])
+        .run()
+        .success()
+        .stdout_has("--no-exec")
+        .stdout_has("sent 1, failed 1");
+}
