@@ -70,6 +70,10 @@ enum Command {
         /// Run no program at all (external predictors): each is refused, naming it.
         #[arg(long)]
         no_exec: bool,
+        /// Write a Markdown report of the run (steps, effects, metrics, time against the
+        /// plan's estimate, success criteria) to FILE, outside the workspace.
+        #[arg(long, value_name = "FILE.md")]
+        report: Option<PathBuf>,
         /// Run even though an earlier run on this workspace did not finish (was killed);
         /// it is left as it is. Prefer `runbook resume RUN_ID` or `runbook undo RUN_ID`.
         #[arg(long)]
@@ -266,9 +270,11 @@ fn dispatch(command: Command) -> Result<i32> {
             dry_run_state,
             force,
             no_exec,
+            report,
         } => {
             let opts = RunOptions {
                 no_exec,
+                report,
                 file,
                 workspace,
                 dry_run,

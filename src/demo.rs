@@ -351,6 +351,7 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             dry_run_state: None,
             force: false,
             no_exec: false,
+            report: None,
             params: Vec::new(),
             timeout: Some(std::time::Duration::from_secs(600)),
             console: Console::Stdout,

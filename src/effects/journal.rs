@@ -406,7 +406,7 @@ impl Journal {
         let mut st = self.state.borrow_mut();
         let mut fields = json!({
             "op": op, "kind": kind.as_str(), "args": args, "applied": applied,
-            "step": st.stack.last().map(|s| s.number.clone()),
+            "step": st.stack.last().map(|s| s.number.clone()), "summary": summary,
         });
         if let Some(seq) = seq {
             fields["seq"] = json!(seq);

@@ -6,6 +6,7 @@ mod check;
 mod docs;
 mod list;
 pub mod log;
+pub mod report;
 mod run;
 pub mod source;
 

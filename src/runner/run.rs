@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Refuse every command a runbook would start.
     pub no_exec: bool,
+    /// After the run, write its Markdown report here (see `report.rs`); outside the workspace.
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +124,7 @@ pub fn resume(
         durability,
         force,
         no_exec: false,
+        report: None,
     };
     drop(probe);
     execute(&opts, Some(logged))
@@ -142,6 +145,9 @@ fn execute(
     // workspace is touched; only then does the run log start. A name that is no file is
     // looked up in the workspace's `runbooks/`, then among the shipped runbooks.
     let found = super::source::find(&opts.file, &opts.workspace)?;
+    if let Some(out) = &opts.report {
+        super::report::check_target(out, &opts.workspace)?;
+    }
     let opts = &RunOptions {
         file: found,
         ..opts.clone()
@@ -236,6 +242,7 @@ fn execute(
     scope.push_constant("RUN_ID", run_id.clone());
 
     let result = engine.run_ast_with_scope(&mut scope, &loaded.ast);
+    let report_log = log_path.clone();
     let outcome = RunOutcome { run_id, log_path };
     let result = match result {
         Ok(()) => {
@@ -263,6 +270,9 @@ fn execute(
         ctx.ws.end_real();
     }
     flushed?;
+    if let (Some(out), Some(log)) = (&opts.report, &report_log) {
+        super::report::write(out, &root, log)?;
+    }
     result
 }
 

@@ -171,3 +171,56 @@ fn imports_fall_back_to_the_workspace_runbooks_then_the_shipped_helpers() {
         .code(1)
         .stderr_has("leaves the runbooks directory");
 }
+
+#[test]
+fn run_report_is_markdown_with_steps_effects_metrics_time_and_criteria() {
+    let ws = Ws::generated(&[]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let report = out_dir.path().join("rollback.md");
+    ws.runbook(&["run", "full_rollback", "-q", "-p", "from=v3", "--report"])
+        .arg(&report)
+        .run()
+        .success();
+    let md = std::fs::read_to_string(&report).unwrap();
+    let start = &ws.last_log()[0];
+    for needed in [
+        "# Run report: full_rollback 1.5.0".to_string(),
+        format!("| sha256 | `{}` |", start["sha256"].as_str().unwrap()),
+        "| `from` | `\"v3\"` |".to_string(),
+        "| 4 | Make v2 production | ok |".to_string(),
+        "| registry | make `sl_forecaster` `v2` production (`v3` becomes archived) | yes |"
+            .to_string(),
+        "- gate: mse ".to_string(),
+        "| simple rollback (version revert): 15-30 minutes |".to_string(),
+        "| Previous model version performs within acceptable parameters | held |".to_string(),
+        "| Stakeholders are notified of successful rollback | not checked by this run |"
+            .to_string(),
+    ] {
+        assert!(md.contains(&needed), "the report lacks {needed:?}:\n{md}");
+    }
+    // A failed run is reported too, with its error.
+    let ws2 = Ws::generated(&[]);
+    ws2.runbook(&["run", "full_rollback", "-q", "-p", "from=v1", "--report"])
+        .arg(&report)
+        .run()
+        .code(1);
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("| status | **failed** |"), "{md}");
+    assert!(md.contains("is v3, not v1"), "{md}");
+    // Inside the workspace it is refused before the run starts.
+    let before = ws2.snapshot();
+    let runs = std::fs::read_dir(ws2.join(".runbook/runs"))
+        .unwrap()
+        .count();
+    ws2.runbook(&["run", "full_rollback", "--report", "r.md"])
+        .run()
+        .code(2)
+        .stderr_has("is inside the workspace");
+    before.assert_same(&ws2.snapshot());
+    assert_eq!(
+        std::fs::read_dir(ws2.join(".runbook/runs"))
+            .unwrap()
+            .count(),
+        runs
+    );
+}
