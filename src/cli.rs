@@ -300,13 +300,20 @@ fn dispatch(command: Command) -> Result<i32> {
             let mut failed = 0;
             for f in &files {
                 match runner::check(f) {
-                    Ok(c) => outln!(
-                        "ok  {}  ({} {}, {} step(s))",
-                        f.display(),
-                        c.header.name,
-                        c.header.version,
-                        c.steps
-                    ),
+                    Ok(c) => match &c.header {
+                        Some(h) => outln!(
+                            "ok  {}  ({} {}, {} step(s))",
+                            f.display(),
+                            h.name,
+                            h.version,
+                            c.steps
+                        ),
+                        None => outln!(
+                            "ok  {}  (helper module, {} function(s))",
+                            f.display(),
+                            c.functions
+                        ),
+                    },
                     Err(e) => {
                         failed += 1;
                         errln!("{}", e.render());

@@ -187,6 +187,12 @@ pub fn classify(err: &EvalAltResult) -> (Status, String) {
             }
         }
         EvalAltResult::ErrorRuntime(value, _) => (Status::Failed, value.to_string()),
+        // Rhai says `Function not found: registry::production (i64)`; say what it takes.
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => match crate::runner::explain_not_found(sig)
+        {
+            Some(msg) => (Status::Failed, msg),
+            None => (Status::Failed, strip_position(&inner.to_string())),
+        },
         other => (Status::Failed, strip_position(&other.to_string())),
     }
 }

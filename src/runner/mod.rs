@@ -12,7 +12,7 @@ pub mod source;
 
 pub use check::{check, Checked};
 pub use docs::docs;
-pub(crate) use docs::known_functions;
+pub(crate) use docs::{explain_not_found, known_functions};
 pub use list::{describe_default, list, Listed};
 pub use run::{fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome};
 

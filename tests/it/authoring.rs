@@ -224,3 +224,92 @@ fn run_report_is_markdown_with_steps_effects_metrics_time_and_criteria() {
         runs
     );
 }
+
+fn runbook_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_wrong_argument_type_names_the_primitive_the_types_and_the_line() {
+    let ws = Ws::generated(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = runbook_file(
+        &dir,
+        "t.rhai",
+        "//! name: t\n//! version: 1.0.0\n//! description: d\n\nlet p = registry::production(42);\n",
+    );
+    ws.runbook(&["run", &f])
+        .run()
+        .code(1)
+        .stderr_has("`registry::production` cannot take (int); it takes `registry::production(name: string)")
+        .stderr_has("t.rhai:5:");
+    let f = runbook_file(
+        &dir,
+        "u.rhai",
+        "//! name: u\n//! version: 1.0.0\n//! description: d\n\nstep \"s\" { fs::exists(()); }\n",
+    );
+    ws.runbook(&["run", &f])
+        .run()
+        .code(1)
+        .stderr_has("`fs::exists` cannot take (())")
+        .stderr_has("a `()` argument is usually a `params.` field");
+}
+
+#[test]
+fn check_names_undeclared_params_and_header_typos() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = runbook_file(
+        &dir,
+        "t.rhai",
+        "//! name: t\n//! version: 1.0.0\n//! description: d\n//! param model: string = sl_forecaster -- m\n\nprint(params.model.len());\nlet p = registry::production(params.modle);\n",
+    );
+    Ws::empty()
+        .runbook(&["check", &f])
+        .run()
+        .code(2)
+        .stderr_has(
+            "`params.modle` is not a parameter the header declares; did you mean `params.model`?",
+        )
+        .stderr_has("t.rhai:7:");
+    let f = runbook_file(
+        &dir,
+        "v.rhai",
+        "//! name: v\n//! verison: 1.0.0\n//! description: d\n",
+    );
+    Ws::empty()
+        .runbook(&["check", &f])
+        .run()
+        .code(2)
+        .stderr_has("unknown header key `verison`; did you mean `version`?");
+}
+
+#[test]
+fn check_accepts_helper_modules_without_a_header() {
+    let lib = repo().join("runbooks/lib");
+    let ws = Ws::empty();
+    let mut cmd = ws.runbook(&["check"]);
+    let mut n = 0;
+    for e in std::fs::read_dir(&lib).unwrap().flatten() {
+        cmd = cmd.arg(e.path());
+        n += 1;
+    }
+    assert!(n >= 3);
+    let out = cmd.run().success();
+    assert_eq!(
+        out.stdout.matches("(helper module, ").count(),
+        n,
+        "{}",
+        out.stdout
+    );
+    // A helper with a bad call is still caught.
+    let dir = tempfile::tempdir().unwrap();
+    let f = runbook_file(&dir, "lib/bad.rhai", "fn f() { registry::nope() }\n");
+    Ws::empty()
+        .runbook(&["check", &f])
+        .run()
+        .code(2)
+        .stderr_has("there is no primitive `registry::nope`");
+}
