@@ -313,3 +313,73 @@ fn check_accepts_helper_modules_without_a_header() {
         .code(2)
         .stderr_has("there is no primitive `registry::nope`");
 }
+
+/// The ```` ```rhai ```` blocks of a Markdown file, with the line each starts on.
+fn rhai_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        match &mut current {
+            None if line.trim() == "```rhai" => current = Some((i + 2, String::new())),
+            None => {}
+            Some(_) if line.trim() == "```" => out.push(current.take().unwrap()),
+            Some((_, text)) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Parameters the documented runbooks need (a required parameter has no default to run with).
+fn doc_params(text: &str) -> Vec<&'static str> {
+    if text.contains("//! name: archive_version") {
+        vec!["version=v1"]
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn every_rhai_example_in_the_readme_and_the_guide_checks_and_runs() {
+    let base = Ws::generated(&[]);
+    base.git_identity();
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for doc in ["README.md", "docs/GUIDE.md"] {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        let blocks = rhai_blocks(&text);
+        assert!(!blocks.is_empty(), "{doc} has no rhai example");
+        for (line, block) in blocks {
+            seen += 1;
+            // A snippet without a header runs as the body of a minimal runbook.
+            let script = if block.trim_start().starts_with("//!") {
+                block.clone()
+            } else {
+                format!("//! name: example\n//! version: 1.0.0\n//! description: {doc} line {line}\n\n{block}")
+            };
+            let file = runbook_file(&dir, &format!("ex{seen}.rhai"), &script);
+            let what = format!("{doc}:{line}");
+            let out = base.runbook(&["check", &file]).run();
+            assert_eq!(out.code, 0, "{what} does not check:\n{}", out.stderr);
+            for dry in [true, false] {
+                let ws = base.copy();
+                let mut cmd = ws.runbook(&["run", &file, "-q"]);
+                if dry {
+                    cmd = cmd.arg("--dry-run");
+                }
+                for p in doc_params(&script) {
+                    cmd = cmd.arg("-p").arg(p);
+                }
+                let out = cmd.run();
+                assert_eq!(
+                    out.code, 0,
+                    "{what} fails (dry run: {dry}):\n{}\n{}",
+                    out.stdout, out.stderr
+                );
+            }
+        }
+    }
+    assert!(seen >= 6, "only {seen} examples");
+}
