@@ -45,6 +45,28 @@ pub fn with_metadata<T>(build: impl FnOnce() -> T) -> T {
     build()
 }
 
+thread_local! {
+    /// Families an embedding program adds (`embed::Runner`); see [`with_extra_families`].
+    static EXTRA: std::cell::RefCell<Vec<crate::embed::FamilyBuilder>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with `families` registered, after the shipped ones, in every engine built for a
+/// run meanwhile.
+pub fn with_extra_families<T>(
+    families: Vec<crate::embed::FamilyBuilder>,
+    f: impl FnOnce() -> T,
+) -> T {
+    /// Restores the previous set even if `f` panics.
+    struct Restore(Vec<crate::embed::FamilyBuilder>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXTRA.with(|e| *e.borrow_mut() = std::mem::take(&mut self.0));
+        }
+    }
+    let _restore = Restore(EXTRA.with(|e| e.replace(families)));
+    f()
+}
+
 fn metadata_wanted() -> bool {
     WITH_METADATA.with(Cell::get)
 }
@@ -110,6 +132,11 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
         time::family(ctx),
         notify::family(ctx),
     ] {
+        engine.register_static_module(family.name, family.module.into());
+    }
+    let extra = EXTRA.with(|e| e.borrow().clone());
+    for build in extra {
+        let family = build(ctx);
         engine.register_static_module(family.name, family.module.into());
     }
     validate::register_types(engine);

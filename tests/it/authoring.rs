@@ -383,3 +383,56 @@ fn every_rhai_example_in_the_readme_and_the_guide_checks_and_runs() {
     }
     assert!(seen >= 6, "only {seen} examples");
 }
+
+/// The point of the tool: a team's own runbook, written here and shipped nowhere, uses a
+/// primitive of every family and runs against a workspace with the built binary, no rebuild.
+#[test]
+fn a_runbook_written_in_a_test_uses_every_family_with_the_built_binary() {
+    const SCRIPT: &str = r#"//! name: every_family
+//! version: 1.0.0
+//! description: a primitive of every family
+//! param model: string = sl_forecaster -- the model
+
+let prod = step "Read" {
+    let prod = registry::production(params.model);
+    assert(prod != (), "no production version");
+    assert(!process::is_running("run/sl_model_training.pid"), "training runs");
+    let cfg = config::read_yaml("configs/sl/training_configs.yaml");
+    let m = validate::evaluate(prod.model_path, "data/validation.csv", "y");
+    let old = time::age("backup_timestamp.txt") > time::duration("1m");
+    #{ version: prod.version, head: git::head(), model_type: cfg.model.type, mse: m.mse, old: old,
+       files: fs::size("models").files }
+};
+
+step "Write" {
+    fs::write("notes/every_family.txt",
+        `${prod.version} ${prod.head.len()} ${prod.model_type} ${prod.mse < 100.0} ${prod.old} ${prod.files}`);
+    notify::send(`every family ran against ${prod.version}`);
+}
+"#;
+    for family in runbook::primitives::FAMILIES {
+        assert!(
+            SCRIPT.contains(&format!("{family}::")),
+            "the script uses no `{family}::`"
+        );
+    }
+    let ws = Ws::generated(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = runbook_file(&dir, "every_family.rhai", SCRIPT);
+    ws.runbook(&["check", &file]).run().success();
+    let before = ws.snapshot();
+    ws.runbook(&["run", &file, "--dry-run"])
+        .run()
+        .success()
+        .stdout_has("would write `notes/every_family.txt`")
+        .stdout_has("would notify print: every family ran against v3");
+    before.assert_same(&ws.snapshot());
+    ws.runbook(&["run", &file])
+        .run()
+        .success()
+        .stdout_has("| notify: every family ran against v3");
+    assert_eq!(
+        ws.read("notes/every_family.txt"),
+        "v3 40 lightgbm true true 8"
+    );
+}
