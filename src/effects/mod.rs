@@ -41,7 +41,7 @@ pub use journal::{ActionKind, Console, Journal, Status};
 pub use overlay::Content;
 pub use own::{Scratch, WorkspaceLock};
 pub use path::RelPath;
-pub use process::{check_identity, cmdline, is_alive, ProcessOutcome};
+pub use process::{check_identity, cmdline, is_alive, usage, ProcessOutcome, Usage};
 pub use stamp::{Stamp, Stamped};
 
 use crate::error::{Error, Result};

@@ -587,3 +587,44 @@ fn a_failing_sink_is_reported_and_the_run_goes_on() {
         .stdout_has("--no-exec")
         .stdout_has("sent 1, failed 1");
 }
+
+#[test]
+fn post_rollback_checks_hold_a_watched_process_to_its_limits() {
+    let ws = reverted();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    ws.write("run/serving.pid", &format!("{}\n", child.id()));
+    let pc = shipped("post_rollback_checks.rhai");
+    ws.runbook(&[
+        "run",
+        &pc,
+        "-p",
+        "watch=run/serving.pid",
+        "-p",
+        "max_rss_mb=100000",
+    ])
+    .run()
+    .success()
+    .stdout_has("within the limits");
+    refused(
+        &ws,
+        &pc,
+        &["watch=run/serving.pid", "max_rss_mb=0.001"],
+        "above the limit of 0.001 MiB",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ws.runbook(&[
+        "run",
+        &pc,
+        "-p",
+        "watch=run/serving.pid",
+        "-p",
+        "max_rss_mb=0.001",
+    ])
+    .run()
+    .success()
+    .stdout_has("no process running from 'run/serving.pid'");
+}
