@@ -4,8 +4,9 @@
 //! The workspace mirrors what `shared/bench/make_workspace.py` writes: five versions of
 //! `sl_forecaster` (v5 in production and badly trained), an unrelated `risk_model` no
 //! rollback may touch, model files and metadata, the training config and its backup,
-//! validation data, a `src/sl/` package with a two-commit git history, and the shipped
-//! runbooks. Data is generated from a fixed seed, so every demo is the same.
+//! validation data (also with a timestamp column, for the leakage check), a training log
+//! for the post-rollback checks, a `src/sl/` package with a two-commit git history, and
+//! every shipped runbook and helper. Data is generated from a fixed seed, so every demo is the same.
 
 use crate::effects::Console;
 use crate::error::{Error, Result};
@@ -163,6 +164,21 @@ pub fn create_workspace(root: &Path, size: Size) -> Result<()> {
         csv.push('\n');
     }
     write(root, "data/validation.csv", &csv)?;
+    // The same rows with a `timestamp` column, for the leakage check of
+    // `post_rollback_checks -p timestamp=timestamp` (§5.3): every row is from after the
+    // newest version was trained (a day ago onwards, one a minute).
+    let from = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    let mut recent = String::new();
+    for (i, line) in csv.lines().enumerate() {
+        recent.push_str(line);
+        if i == 0 {
+            recent.push_str(",timestamp\n");
+        } else {
+            let at = from + std::time::Duration::from_secs(60 * i as u64);
+            recent.push_str(&format!(",{}\n", iso(at)));
+        }
+    }
+    write(root, "data/validation_recent.csv", &recent)?;
 
     write(root, "src/__init__.py", "")?;
     write(root, "src/sl/__init__.py", "")?;
@@ -396,8 +412,8 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             ("cat .runbook/runs/*.jsonl".to_string(), "the audit log"),
             (format!("{exe} log --last"), "the run's steps and effects"),
             (
-                format!("{exe} run post_rollback_checks -p logs=logs/training.log -p since=2026-11-30T00:00:00Z"),
-                "the post-rollback checks (§5)",
+                format!("{exe} run post_rollback_checks -p logs=logs/training.log -p since=2026-11-30T00:00:00Z -p data=data/validation_recent.csv -p timestamp=timestamp"),
+                "the post-rollback checks (§5), leakage included",
             ),
             (
                 format!("{exe} run rollback_checklist --dry-run"),

@@ -628,3 +628,56 @@ fn post_rollback_checks_hold_a_watched_process_to_its_limits() {
     .success()
     .stdout_has("no process running from 'run/serving.pid'");
 }
+
+#[test]
+fn the_demo_holds_what_every_runbook_needs_and_says_where_to_look_next() {
+    let ws = Ws::empty();
+    let dir = ws.join("demo");
+    let out = ws
+        .runbook(&["demo"])
+        .arg(&dir)
+        .run()
+        .success()
+        .stdout_has("log --last")
+        .stdout_has("run rollback_checklist --dry-run")
+        .stdout_has("run post_rollback_checks");
+    assert!(out.stdout.contains("run ok:"), "{}", out.stdout);
+    for name in [
+        "create_backup.rhai",
+        "rollback_checklist.rhai",
+        "lib/procedures.rhai",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join("runbooks").join(name)).unwrap(),
+            std::fs::read_to_string(repo().join("runbooks").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // After the demo's rollback (v5 -> v4), the hinted post-rollback checks pass, leakage
+    // check included, and the old ERROR line in the log is before `since`.
+    let run = |args: &[&str]| {
+        let mut cmd = ws.runbook(&["run", "-w"]).arg(&dir);
+        for a in args {
+            cmd = cmd.arg(a);
+        }
+        cmd.run()
+    };
+    run(&[
+        "post_rollback_checks",
+        "-p",
+        "logs=logs/training.log",
+        "-p",
+        "since=2026-11-30T00:00:00Z",
+        "-p",
+        "data=data/validation_recent.csv",
+        "-p",
+        "timestamp=timestamp",
+    ])
+    .success()
+    .stdout_has("no leakage");
+    run(&["post_rollback_checks", "-p", "logs=logs/training.log"])
+        .code(1)
+        .stderr_has("ERROR loss diverged");
+    run(&["rollback_checklist", "--dry-run", "-q", "-p", "tolerance=1"]).success();
+    run(&["create_backup", "-q"]).success();
+}
