@@ -293,6 +293,8 @@ fn dispatch(command: Command) -> Result<i32> {
                     _ => Durability::EndOfRun,
                 },
             };
+            // The process exits right after: no teardown of the engine.
+            runner::LEAVE_AT_EXIT.store(true, std::sync::atomic::Ordering::Relaxed);
             runner::run(&opts)?;
             Ok(0)
         }

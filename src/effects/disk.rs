@@ -557,11 +557,18 @@ pub fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<(RelPath, bool)>) {
 /// anything, and a directory is listed only where a component has wildcards, so
 /// `models/sl_model_v5.*` costs one listing of `models/`. From a `**` on, everything below
 /// is listed once and matched whole. Links are matched by name but never descended through.
+/// The entries of one directory, shared: see [`glob`]'s `list`.
+pub type Listing = std::rc::Rc<Vec<(String, FileType)>>;
+
+/// Expand `pattern` against the disk, one component at a time. `list` gives a directory's
+/// entries: the workspace passes its per-run cache, so however many globs a run makes over
+/// `models/`, it is listed once until the run changes the disk.
 pub fn glob(
     root: &Root,
     pattern: &str,
     compiled: &glob::Pattern,
     opts: glob::MatchOptions,
+    list: &dyn Fn(&RelPath) -> io::Result<Listing>,
 ) -> Result<Vec<RelPath>, glob::PatternError> {
     let components: Vec<&str> = pattern
         .split('/')
@@ -601,18 +608,19 @@ pub fn glob(
         } else {
             let matcher = glob::Pattern::new(comp)?;
             for dir in &frontier {
-                let Ok(list) = list(root, dir) else {
+                let Ok(listed) = list(dir) else {
                     continue;
                 };
-                for (name, ft) in list {
+                for (name, ft) in listed.iter() {
+                    let (name, ft) = (name.as_str(), *ft);
                     if dir.is_root() && name == ".runbook" {
                         continue;
                     }
-                    if !matcher.matches_with(&name, opts) {
+                    if !matcher.matches_with(name, opts) {
                         continue;
                     }
                     if last || ft == FileType::Directory {
-                        next.push(dir.join(&name));
+                        next.push(dir.join(name));
                     }
                 }
             }

@@ -425,7 +425,7 @@ pub(super) fn checkout(ws: &Workspace, rev: &str, paths: &[RelPath]) -> Result<G
         .into_iter()
         .filter(|p| written_set.contains(p))
         .collect();
-    let saved = save(ws, &repo, &at_risk)?;
+    let (saved, copies) = save(ws, &repo, &at_risk)?;
     if ws.simulating() {
         for f in &written {
             let content = content_at(ws, &repo, &target, f)?;
@@ -438,6 +438,9 @@ pub(super) fn checkout(ws: &Workspace, rev: &str, paths: &[RelPath]) -> Result<G
             ws.git.plan.borrow_mut().index.insert(f.clone(), content);
         }
     } else {
+        ws.log_disk(undo_record(
+            ws, &repo, &target, &changes, &at_risk, &copies, &saved,
+        )?);
         repo.checkout(rev, &specs)?;
         for c in &changes {
             if let Ok(rel) = ws.resolve(&c.path) {
@@ -457,10 +460,16 @@ pub(super) fn checkout(ws: &Workspace, rev: &str, paths: &[RelPath]) -> Result<G
 /// Keep what a checkout would destroy of `files`: a patch of their changes against `HEAD`
 /// (and of their staged state when that differs), and a copy of each file as it is now, at
 /// its own path in the trash so that `runbook trash restore` knows it.
-fn save(ws: &Workspace, repo: &Repo, files: &[String]) -> Result<Vec<RelPath>> {
+/// Also returns, for each file copied, where its copy is.
+fn save(
+    ws: &Workspace,
+    repo: &Repo,
+    files: &[String],
+) -> Result<(Vec<RelPath>, BTreeMap<String, RelPath>)> {
     let mut kept = Vec::new();
+    let mut copies = BTreeMap::new();
     if files.is_empty() {
-        return Ok(kept);
+        return Ok((kept, copies));
     }
     let (worktree, staged): (Vec<u8>, Vec<u8>) = if ws.simulating() {
         // Only whether each patch would be empty matters here (a dry run writes neither).
@@ -495,10 +504,108 @@ fn save(ws: &Workspace, repo: &Repo, files: &[String]) -> Result<Vec<RelPath>> {
         let rel = ws.resolve(file)?;
         if ws.exists(&rel) && !ws.is_dir(&rel) {
             let bytes = ws.read(&rel)?;
-            kept.push(ws.keep_in_trash(rel.as_str(), &bytes)?);
+            let copy = ws.keep_in_trash(rel.as_str(), &bytes)?;
+            copies.insert(file.clone(), copy.clone());
+            kept.push(copy);
         }
     }
-    Ok(kept)
+    Ok((kept, copies))
+}
+
+/// The sha256 of a file's content, hex (`None`: no file).
+pub(super) fn sha_hex(bytes: Option<&[u8]>) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    bytes.map(|b| {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    })
+}
+
+/// What `runbook undo` needs to take a checkout back, logged before git runs (see
+/// `recovery.rs`): for every file whose work-tree content or index entry the checkout
+/// changes, its content before (the trash copy of a file with uncommitted changes, `HEAD`'s
+/// blob for a clean one, nothing for a file that did not exist) and after, as hashes; the
+/// `HEAD` it was made on, whose entries the index is reset to; and the patch of what was
+/// staged, which is applied to the index again.
+fn undo_record(
+    ws: &Workspace,
+    repo: &Repo,
+    target: &Rev,
+    changes: &[FileChange],
+    at_risk: &[String],
+    copies: &BTreeMap<String, RelPath>,
+    saved: &[RelPath],
+) -> Result<serde_json::Value> {
+    let head = repo.head().ok();
+    let mut paths: BTreeSet<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    paths.extend(at_risk.iter().map(String::as_str));
+    let mut files = Vec::new();
+    for path in paths {
+        let before = view(ws, path);
+        let after = content_at(ws, repo, target, path)?;
+        let source = match (&before, copies.get(path)) {
+            (None, _) => serde_json::Value::Null,
+            (Some(_), Some(copy)) => serde_json::json!({"kept": copy.as_str()}),
+            (Some(_), None) => serde_json::json!({"head": head}),
+        };
+        files.push(serde_json::json!({
+            "path": path,
+            "before": sha_hex(before.as_deref()),
+            "after": sha_hex(after.as_deref()),
+            "from": source,
+        }));
+    }
+    // `save` keeps the staged patch apart only when it differs from the work tree's.
+    let staged_before = !at_risk.is_empty() && !repo.staged_patch(at_risk)?.is_empty();
+    let named = |name: &str| {
+        saved
+            .iter()
+            .find(|k| {
+                k.as_str()
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with(name))
+            })
+            .map(|k| k.as_str().to_string())
+    };
+    let staged = if staged_before {
+        named("git-checkout-staged.patch").or_else(|| named("git-checkout-uncommitted.patch"))
+    } else {
+        None
+    };
+    Ok(serde_json::json!({"checkout": head, "files": files, "staged": staged}))
+}
+
+/// The index entries of `paths` as they are in `commit` (`git reset -q COMMIT -- PATHS`),
+/// then a saved patch of staged changes applied to the index again: how `runbook undo`
+/// takes back what a checkout did to the index. A dry run sets its model's entries.
+pub(super) fn restore_index(
+    ws: &Workspace,
+    commit: &str,
+    paths: &[RelPath],
+    staged: Option<&RelPath>,
+) -> Result<GitOutcome> {
+    let repo = repo(ws)?;
+    let files: Vec<String> = paths.iter().map(|p| p.as_str().to_string()).collect();
+    if ws.simulating() {
+        // The staged patch is not modelled: an undo has no later step that reads the index.
+        for f in &files {
+            let content = content_at(ws, &repo, &Rev::Real(commit.to_string()), f)?;
+            ws.git.plan.borrow_mut().index.insert(f.clone(), content);
+        }
+    } else {
+        repo.reset_index(commit, &files)?;
+        if let Some(patch) = staged {
+            repo.apply_patch_to_index(&ws.read(patch)?)?;
+        }
+    }
+    Ok(GitOutcome {
+        commit: Some(commit.to_string()),
+        files,
+        ..GitOutcome::default()
+    })
 }
 
 /// `git add -A -- PATHS`.

@@ -567,13 +567,39 @@ impl Repo {
 
     /// Apply a patch made by [`Repo::diff_patch`] to the work tree (`git apply`). An empty
     /// patch changes nothing.
-    // Undo of a checkout applies the saved patch; until `runbook undo` lands only the tests do.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(in crate::effects) fn apply_patch(&self, patch: &[u8]) -> Result<()> {
+        self.apply(patch, false)
+    }
+
+    /// Apply a patch made by [`Repo::staged_patch`] to the index only (`git apply --cached`):
+    /// how `runbook undo` stages again what was staged before a checkout.
+    pub(in crate::effects) fn apply_patch_to_index(&self, patch: &[u8]) -> Result<()> {
+        self.apply(patch, true)
+    }
+
+    /// `git reset -q COMMIT -- PATHS`: the index entries of `paths` as they are in `commit`
+    /// (a path `commit` lacks leaves the index); the work tree is not touched.
+    pub(in crate::effects) fn reset_index(&self, commit: &str, paths: &[String]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["reset", "-q", commit, "--"];
+        args.extend(paths.iter().map(String::as_str));
+        self.run(&args)?;
+        Ok(())
+    }
+
+    fn apply(&self, patch: &[u8], cached: bool) -> Result<()> {
         if patch.is_empty() {
             return Ok(());
         }
-        let args = ["apply", "--whitespace=nowarn", "-"];
+        let args: &[&str] = if cached {
+            &["apply", "--cached", "--whitespace=nowarn", "-"]
+        } else {
+            &["apply", "--whitespace=nowarn", "-"]
+        };
+        let args = args.to_vec();
         let output = self.output(&args, Some(patch))?;
         if output.status.success() {
             Ok(())

@@ -49,7 +49,7 @@ use overlay::{Entry, Lookup, Overlay};
 use sandbox::Root;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
@@ -101,6 +101,13 @@ pub enum Effect<'a> {
     GitCommit { message: String, all: bool },
     /// `git tag -a NAME -m MESSAGE` on `HEAD`.
     GitTag { name: String, message: String },
+    /// Index entries of `paths` back to `commit`'s, then the `staged` patch applied to the
+    /// index: `runbook undo` of a checkout.
+    GitRestoreIndex {
+        commit: String,
+        paths: Vec<RelPath>,
+        staged: Option<RelPath>,
+    },
     /// Stop the process a pid file names: SIGTERM, wait, SIGKILL; the pid file to the trash.
     StopProcess {
         pidfile: RelPath,
@@ -179,6 +186,9 @@ impl Effect<'_> {
             }
             Effect::GitCommit { message, all } => json!({"git_commit": message, "all": all}),
             Effect::GitTag { name, .. } => json!({"git_tag": name}),
+            Effect::GitRestoreIndex { commit, paths, .. } => {
+                json!({"git_restore_index": commit, "paths": paths.iter().map(|p| p.as_str()).collect::<Vec<_>>()})
+            }
             Effect::StopProcess { pidfile, pid, .. } => {
                 json!({"stop_process": pidfile.as_str(), "pid": pid})
             }
@@ -205,7 +215,8 @@ impl Effect<'_> {
             Effect::GitCheckout { .. }
             | Effect::GitAdd { .. }
             | Effect::GitCommit { .. }
-            | Effect::GitTag { .. } => ActionKind::Git,
+            | Effect::GitTag { .. }
+            | Effect::GitRestoreIndex { .. } => ActionKind::Git,
             Effect::StopProcess { .. } => ActionKind::Process,
             Effect::Registry { .. } => ActionKind::Registry,
             Effect::Notify { .. } => ActionKind::Notification,
@@ -282,9 +293,22 @@ pub struct Workspace {
     /// The effect being performed, for the disk events it logs.
     current: std::cell::Cell<Option<usize>>,
     replay: RefCell<Option<Replay>>,
+    /// In a resume: the effects the interrupted run had begun and not completed (their
+    /// canonical descriptions), which may be half done.
+    cut_short: RefCell<Vec<Value>>,
     no_exec: std::cell::Cell<bool>,
     run_id: String,
     overlay: Overlay,
+    /// Resolutions of script-given paths (with `follow_last`) since this run last changed
+    /// the disk. Safe against changes by others in between: every open that follows uses
+    /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so a link that appeared since is
+    /// refused, never followed. A path asked about many times (the registry file, a model
+    /// file) costs one walk instead of one per question, a third of a small run's syscalls.
+    resolved: RefCell<HashMap<(String, bool), RelPath>>,
+    /// Directory listings since this run last changed the disk, by canonical path: globs
+    /// and `exist_all` over a directory of 100,000 files list it once, not once each. Like
+    /// `resolved`, names only; every open still goes through the sandbox.
+    listings: RefCell<HashMap<RelPath, disk::Listing>>,
     durability: Durability,
     journal: Journal,
     /// What a real run changed, fsynced when it ends under `Durability::EndOfRun`: files
@@ -332,9 +356,12 @@ impl Workspace {
             seq: std::cell::Cell::new(1),
             current: std::cell::Cell::new(None),
             replay: RefCell::new(None),
+            cut_short: RefCell::new(Vec::new()),
             no_exec: std::cell::Cell::new(false),
             run_id: run_id.to_string(),
             overlay: Overlay::default(),
+            resolved: RefCell::new(HashMap::new()),
+            listings: RefCell::new(HashMap::new()),
             durability: Durability::EndOfRun,
             journal: Journal::without_log(run_id, dry_run, console),
             touched_files: RefCell::default(),
@@ -443,7 +470,9 @@ impl Workspace {
     /// fsync exactly what the run wrote and the directories whose entries it changed (never
     /// the whole filesystem, which on a busy host means waiting for everyone's writes).
     pub fn finish(&self) -> Result<()> {
-        if self.durability == Durability::None {
+        // A dry run changed nothing, so nothing of it needs to survive a power cut: its log
+        // is not flushed either (an fdatasync was a tenth of a small dry run's time).
+        if self.durability == Durability::None || self.journal.dry_run() {
             return Ok(());
         }
         self.journal.sync();
@@ -506,10 +535,23 @@ impl Workspace {
     /// Check a script-given path and resolve it: relative, no `..` above the root, links
     /// followed only while they stay inside. The result names the real place.
     pub fn resolve(&self, path: &str) -> Result<RelPath> {
+        self.canonical(path, true)
+    }
+
+    /// [`Root::canonical`] of a script-given path, remembered until the run changes the
+    /// disk (see `resolved`). Refusals are not remembered.
+    fn canonical(&self, path: &str, follow_last: bool) -> Result<RelPath> {
+        let key = (path.to_string(), follow_last);
+        if let Some(hit) = self.resolved.borrow().get(&key) {
+            return Ok(hit.clone());
+        }
         let rel = RelPath::normalize(path)?;
-        self.root
-            .canonical(&rel, true)
-            .map_err(|reason| Error::sandbox(path.trim(), reason))
+        let canon = self
+            .root
+            .canonical(&rel, follow_last)
+            .map_err(|reason| Error::sandbox(path.trim(), reason))?;
+        self.resolved.borrow_mut().insert(key, canon.clone());
+        Ok(canon)
     }
 
     /// Resolve a path a script wants to write: where it really leads must not be the root,
@@ -523,11 +565,7 @@ impl Workspace {
     /// Resolve a path a script wants to remove or move: a link in the last place names the
     /// link itself (removing `dotgit -> .git` removes the link, not `.git`).
     pub fn resolve_entry(&self, path: &str) -> Result<RelPath> {
-        let rel = RelPath::normalize(path)?;
-        let rel = self
-            .root
-            .canonical(&rel, false)
-            .map_err(|reason| Error::sandbox(path.trim(), reason))?;
+        let rel = self.canonical(path, false)?;
         Self::check_writable(path, &rel)?;
         Ok(rel)
     }
@@ -648,7 +686,6 @@ impl Workspace {
     /// exist), but each directory is resolved and listed once instead of stat-ing every
     /// file: a registry of 10,000 versions asks about 10,000 files in one directory.
     pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
-        use std::collections::HashMap;
         type Listing = Option<(RelPath, HashMap<String, rustix::fs::FileType>)>;
         let mut listings: HashMap<Option<RelPath>, Listing> = HashMap::new();
         paths
@@ -661,8 +698,8 @@ impl Workspace {
                 let listing = listings.entry(parent.clone()).or_insert_with(|| {
                     let dir = parent.clone().unwrap_or_default();
                     let canon = self.root.canonical(&dir, true).ok()?;
-                    let entries = disk::list(&self.root, &canon).ok()?;
-                    Some((canon, entries.into_iter().collect()))
+                    let entries = self.list_disk(&canon).ok()?;
+                    Some((canon, entries.iter().cloned().collect()))
                 });
                 let Some((canon_parent, names)) = listing.as_ref() else {
                     return self
@@ -688,6 +725,18 @@ impl Workspace {
                 }
             })
             .collect()
+    }
+
+    /// The entries of directory `dir` (canonical) on disk, from the run's cache.
+    fn list_disk(&self, dir: &RelPath) -> std::io::Result<disk::Listing> {
+        if let Some(hit) = self.listings.borrow().get(dir) {
+            return Ok(hit.clone());
+        }
+        let listed: disk::Listing = std::rc::Rc::new(disk::list(&self.root, dir)?);
+        self.listings
+            .borrow_mut()
+            .insert(dir.clone(), listed.clone());
+        Ok(listed)
     }
 
     /// Does the path exist (file or directory) in the state the run sees?
@@ -818,7 +867,8 @@ impl Workspace {
             require_literal_leading_dot: true,
         };
         let mut out = Vec::new();
-        for rel in disk::glob(&self.root, trimmed, &compiled, opts).map_err(bad)? {
+        let list = |dir: &RelPath| self.list_disk(dir);
+        for rel in disk::glob(&self.root, trimmed, &compiled, opts, &list).map_err(bad)? {
             if rel.first_component() != own::DIR
                 && matches!(self.overlay.lookup(&rel), Lookup::Disk)
             {
@@ -868,6 +918,10 @@ impl Workspace {
         self.current.set(Some(seq));
         let outcome = self.apply(effect);
         self.current.set(None);
+        // What was resolved or listed before may be different now (a directory made, a
+        // file moved).
+        self.resolved.borrow_mut().clear();
+        self.listings.borrow_mut().clear();
         let outcome = outcome?;
         if is_mkdir && !outcome.made {
             return Ok(outcome);
@@ -971,6 +1025,14 @@ impl Workspace {
                 git: Some(git::tag(self, &name, &message)?),
                 ..Outcome::default()
             },
+            Effect::GitRestoreIndex {
+                commit,
+                paths,
+                staged,
+            } => Outcome {
+                git: Some(git::restore_index(self, &commit, &paths, staged.as_ref())?),
+                ..Outcome::default()
+            },
             Effect::StopProcess {
                 pidfile,
                 pid,
@@ -994,6 +1056,13 @@ impl Workspace {
             },
         };
         Ok(outcome)
+    }
+
+    /// Whether `effect` is one the run this run resumes had begun and not completed: a
+    /// primitive that would skip it as already done (a process that is gone now) performs
+    /// it so that its last part (the pid file to the trash) happens as it would have.
+    pub fn was_cut_short(&self, effect: &Effect<'_>) -> bool {
+        self.cut_short.borrow().contains(&effect.describe())
     }
 
     /// Record a check: something read and judged (a metric, a gate, a process with nothing

@@ -63,6 +63,16 @@ pub fn check(root: &Root) -> Result<()> {
 /// check ([`check`]) runs once, when a run or a command opens the workspace; every open
 /// here is `O_NOFOLLOW` anyway, so a link planted since makes it fail, not escape.
 pub fn ensure(root: &Root) -> Result<()> {
+    if root.own_ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    ensure_now(root)?;
+    root.own_ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+fn ensure_now(root: &Root) -> Result<()> {
     let dir = root
         .make_dirs(&rel(DIR))
         .map_err(|e| Error::io(DIR, "create the directory", e))?;

@@ -168,6 +168,16 @@ pub(super) fn stop(
     expect: &str,
     timeout: Duration,
 ) -> Result<ProcessOutcome> {
+    // Gone already: a resume of a run killed after its signal, or the job exited on its
+    // own a moment ago. Nothing to signal (the pid may be reused any time now); the pid
+    // file still goes to the trash, as after a stop.
+    if !ws.simulating() && !is_alive(pid) {
+        let kept = ws.remove(pidfile)?;
+        return Ok(ProcessOutcome {
+            outcome: "terminated",
+            pidfile_kept: kept,
+        });
+    }
     // Checked again right before the signal: the primitive's check was a moment ago.
     check_identity(pidfile, pid, expect)?;
     if ws.simulating() {

@@ -10,7 +10,9 @@
 //! * a write happened when the file at its path has the inode the log gave its temp file;
 //! * a move (to the trash, or elsewhere) when its source is gone and its destination exists;
 //! * an append when the file holds the appended text at the logged offset;
-//! * a copy or a directory when the destination exists.
+//! * a copy or a directory when the destination exists;
+//! * a git checkout is taken as begun: it logged each file's content hash before and after,
+//!   and undo restores only the files that hold what it wrote.
 //!
 //! **Refuse.** A real run that finds such a run refuses to start and names the three ways
 //! on: `runbook resume RUN_ID`, `runbook undo RUN_ID`, or `--force`. runbook's temp files left
@@ -25,7 +27,12 @@
 //!
 //! **Undo** reverses every change that happened, newest first, through the door (so an undo
 //! is itself a run, journaled, with its own trash, and `--dry-run` shows it), after checking
-//! that the workspace still holds what the run left, unless `--force`.
+//! that the workspace still holds what the run left, unless `--force`. A git checkout is
+//! undone from its log entry: the old content of each file it overwrote (the trash copy of
+//! uncommitted work, or the blob in the `HEAD` it was made on), the index entries reset to
+//! that `HEAD` and the saved patch of staged work applied to the index again. Commits, tags
+//! and staging are not undone (a commit may be pushed already); neither is any git change
+//! resumed, since the replay's view reverses files, not the index or the history.
 
 use super::disk;
 use super::own;
@@ -180,11 +187,10 @@ impl LoggedRun {
         !registry || ops.iter().any(|d| d.op.get("append").is_some())
     }
 
-    fn refuses_reversal(&self) -> Option<String> {
+    /// The first git change the run made (or began) that `kinds` cannot take back.
+    fn refuses_reversal(&self, kinds: &[&str]) -> Option<String> {
         self.intents.iter().find_map(|(seq, e)| {
-            let git = ["git_checkout", "git_add", "git_commit", "git_tag"]
-                .iter()
-                .find(|k| e.get(**k).is_some())?;
+            let git = kinds.iter().find(|k| e.get(**k).is_some())?;
             (self.done(*seq) || self.disk.iter().any(|d| d.seq == *seq)).then(|| git.to_string())
         })
     }
@@ -199,7 +205,27 @@ fn exists(ws: &Workspace, rel: &RelPath) -> bool {
 }
 
 /// Whether one logged change on disk happened.
+/// Git changes a resume cannot replay: its view of the workspace can reverse files, not
+/// the index or the history.
+const NOT_RESUMABLE: &[&str] = &[
+    "git_checkout",
+    "git_add",
+    "git_commit",
+    "git_tag",
+    "git_restore_index",
+];
+
+/// Git changes an undo cannot take back: a commit or a tag may be shared by now, and
+/// staging has no record of what was staged before. A checkout is undone from what it
+/// logged (see [`undo_checkout`]).
+const NOT_UNDOABLE: &[&str] = &["git_add", "git_commit", "git_tag", "git_restore_index"];
+
 fn happened(ws: &Workspace, op: &Value) -> bool {
+    // A checkout that began is reversed file by file (only files that hold what it wrote),
+    // and the index reset is the same whether or not git got to it.
+    if op.get("checkout").is_some() {
+        return true;
+    }
     if let Some(path) = rel_of(&op["write"]) {
         let Ok(st) = ws.root.lstat(&path) else {
             return false;
@@ -345,7 +371,7 @@ impl Workspace {
     /// Set up a resume of `run`: go on writing its log, start from a view of the workspace
     /// as it found it, and replay the effects it completed (see the module docs).
     pub fn begin_resume(&self, run: &LoggedRun) -> Result<()> {
-        if let Some(git) = run.refuses_reversal() {
+        if let Some(git) = run.refuses_reversal(NOT_RESUMABLE) {
             return Err(Error::invalid(
                 format!("run `{}`", run.run_id),
                 format!("it made a git change (`{git}`), which resume cannot replay; finish it by hand, or undo its other changes with `runbook undo {}`", run.run_id),
@@ -365,6 +391,12 @@ impl Workspace {
             .intents
             .iter()
             .filter(|(seq, _)| run.done(*seq))
+            .map(|(_, e)| e.clone())
+            .collect();
+        *self.cut_short.borrow_mut() = run
+            .intents
+            .iter()
+            .filter(|(seq, _)| !run.done(*seq))
             .map(|(_, e)| e.clone())
             .collect();
         self.seq.set(run.last_seq + 1);
@@ -455,10 +487,10 @@ fn reverse_in_view(ws: &Workspace, overlay: &Overlay, op: &Value) -> Result<()> 
 /// through the door. Refuses (naming the paths) when the workspace no longer holds what the
 /// run left, unless `force`. Returns the number of changes reversed.
 pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
-    if let Some(git) = run.refuses_reversal() {
+    if let Some(git) = run.refuses_reversal(NOT_UNDOABLE) {
         return Err(Error::invalid(
             format!("run `{}`", run.run_id),
-            format!("it made a git change (`{git}`), which undo cannot reverse safely; its saved uncommitted work is in `.runbook/trash/{}/` (`git apply` the patch there)", run.run_id),
+            format!("it made a git change (`{git}`), which undo cannot take back (a commit or tag may be shared already); nothing was changed. Take it back with git (`git revert`, `git tag -d`); files the run overwrote are in `.runbook/trash/{}/`", run.run_id),
         ));
     }
     // A dry run changes nothing, temp files included.
@@ -475,6 +507,10 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
     let mut changed = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for d in ops.iter().rev() {
+        if d.op.get("checkout").is_some() {
+            changed.extend(checkout_changed_since(ws, &d.op, &mut seen)?);
+            continue;
+        }
         for key in ["write", "append", "to", "mkdir"] {
             let Some(p) = rel_of(&d.op[key]) else {
                 continue;
@@ -506,7 +542,9 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
     }
     for d in ops.iter().rev() {
         let op = &d.op;
-        if let Some(path) = rel_of(&op["write"]) {
+        if op.get("checkout").is_some() {
+            undo_checkout(ws, run, op)?;
+        } else if let Some(path) = rel_of(&op["write"]) {
             if ws.exists(&path) {
                 ws.perform(
                     Effect::Remove { path: path.clone() },
@@ -596,6 +634,127 @@ pub fn undo(ws: &Workspace, run: &LoggedRun, force: bool) -> Result<usize> {
         n += 1;
     }
     Ok(n)
+}
+
+/// The sha256 of a file in the run's view (`None`: no such file).
+fn current_sha(ws: &Workspace, rel: &RelPath) -> Result<Option<String>> {
+    if !ws.exists(rel) || ws.is_dir(rel) {
+        return Ok(None);
+    }
+    Ok(super::git::sha_hex(Some(&ws.read(rel)?)))
+}
+
+/// What changed since a logged checkout: each file it covered that holds neither what it
+/// had before nor what the checkout wrote, and `HEAD` when it moved (the index is reset
+/// to the `HEAD` the checkout was made on).
+fn checkout_changed_since(
+    ws: &Workspace,
+    op: &Value,
+    seen: &mut std::collections::BTreeSet<RelPath>,
+) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    if let Some(head) = op["checkout"].as_str() {
+        let now = super::git::head(ws)?;
+        if now != head {
+            changed.push(format!("HEAD (was {head}, is {now})"));
+        }
+    }
+    for f in op["files"].as_array().into_iter().flatten() {
+        let Some(path) = rel_of(&f["path"]) else {
+            continue;
+        };
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let now = current_sha(ws, &path)?;
+        let was = |key: &str| f[key].as_str().map(str::to_string);
+        if now != was("before") && now != was("after") {
+            changed.push(path.to_string());
+        }
+    }
+    Ok(changed)
+}
+
+/// Take back a logged checkout: every file that holds what the checkout wrote gets its
+/// content from before (from the trash copy, or from the `HEAD` the checkout was made on)
+/// or goes (it did not exist), then the index entries go back to that `HEAD`'s and the
+/// staged patch, if there was one, is applied to the index again.
+fn undo_checkout(ws: &Workspace, run: &LoggedRun, op: &Value) -> Result<()> {
+    let head = op["checkout"].as_str().map(str::to_string);
+    let mut paths = Vec::new();
+    for f in op["files"].as_array().into_iter().flatten() {
+        let Some(path) = rel_of(&f["path"]) else {
+            continue;
+        };
+        paths.push(path.clone());
+        let (before, after) = (f["before"].as_str(), f["after"].as_str());
+        if before == after || current_sha(ws, &path)?.as_deref() != after {
+            continue;
+        }
+        if before.is_none() {
+            ws.perform(Effect::Remove { path: path.clone() }, |_| {
+                Record::new(
+                    "undo.remove",
+                    json!({"path": path.as_str()}),
+                    format!("take away `{path}` as run {} checked it out", run.run_id),
+                )
+            })?;
+            continue;
+        }
+        let bytes = if let Some(kept) = rel_of(&f["from"]["kept"]) {
+            ws.read(&kept)?.to_vec()
+        } else if let Some(rev) = f["from"]["head"].as_str() {
+            super::git::show(ws, rev, path.as_str())?
+        } else {
+            return Err(Error::invalid(
+                format!("the log of run `{}`", run.run_id),
+                format!("it does not say where `{path}` came from before the checkout; nothing more was changed"),
+            ));
+        };
+        if super::git::sha_hex(Some(&bytes)).as_deref() != before {
+            return Err(Error::invalid(
+                format!("`{path}`"),
+                format!("the saved content from before run `{}` is not what the run logged; restore it by hand from `.runbook/trash/{}/`", run.run_id, run.run_id),
+            ));
+        }
+        ws.perform(
+            Effect::Write {
+                path: path.clone(),
+                bytes,
+            },
+            |_| {
+                Record::new(
+                    "undo.restore",
+                    json!({"path": path.as_str()}),
+                    format!("put back `{path}` as it was before run {}", run.run_id),
+                )
+            },
+        )?;
+    }
+    let Some(head) = head else {
+        return Ok(());
+    };
+    let staged = rel_of(&op["staged"]);
+    ws.perform(
+        Effect::GitRestoreIndex {
+            commit: head.clone(),
+            paths: paths.clone(),
+            staged: staged.clone(),
+        },
+        |_| {
+            Record::new(
+                "undo.git_index",
+                json!({"commit": head, "paths": paths.iter().map(|p| p.as_str()).collect::<Vec<_>>(), "staged": staged.as_ref().map(|s| s.as_str())}),
+                format!(
+                    "index entries of {} path(s) back to {}{}",
+                    paths.len(),
+                    &head[..head.len().min(12)],
+                    if staged.is_some() { ", staged changes staged again" } else { "" }
+                ),
+            )
+        },
+    )?;
+    Ok(())
 }
 
 /// After an undo or a resume: the run is no longer unfinished.

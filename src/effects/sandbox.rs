@@ -41,6 +41,9 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 pub struct Root {
     fd: OwnedFd,
     path: PathBuf,
+    /// Set once `.runbook/` and its `.gitignore` are known to exist (see `own::ensure`):
+    /// a run asks three times (lock, run marker, log).
+    pub(in crate::effects) own_ready: AtomicBool,
 }
 
 impl Root {
@@ -51,7 +54,11 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Root { fd, path })
+        Ok(Root {
+            fd,
+            path,
+            own_ready: AtomicBool::new(false),
+        })
     }
 
     /// The root's absolute path. Only for messages and for the working directory of a

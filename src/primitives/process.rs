@@ -72,7 +72,15 @@ pub fn stop(
         return Ok(out);
     };
     out.insert("pid".into(), (pid as i64).into());
-    if !is_alive(pid) {
+    let effect = Effect::StopProcess {
+        pidfile: rel.clone(),
+        pid,
+        expect: expect.clone(),
+        timeout,
+    };
+    // A resumed run whose stop was cut short after the signal finishes the stop (the pid
+    // file goes to the trash) instead of finding nothing to do.
+    if !is_alive(pid) && !ctx.ws.was_cut_short(&effect) {
         ctx.ws.check(Record::new(
             "process.stop",
             json!({"pidfile": rel.as_str(), "pid": pid, "outcome": "not_running"}),
@@ -81,14 +89,12 @@ pub fn stop(
         out.insert("outcome".into(), "not_running".into());
         return Ok(out);
     }
-    let command = check_identity(&rel, pid, &expect)?;
-    let args = json!({"pidfile": rel.as_str(), "pid": pid, "cmdline": command, "expect": expect, "timeout_s": timeout.as_secs_f64()});
-    let effect = Effect::StopProcess {
-        pidfile: rel.clone(),
-        pid,
-        expect: expect.clone(),
-        timeout,
+    let command = if is_alive(pid) {
+        check_identity(&rel, pid, &expect)?
+    } else {
+        String::new()
     };
+    let args = json!({"pidfile": rel.as_str(), "pid": pid, "cmdline": command, "expect": expect, "timeout_s": timeout.as_secs_f64()});
     let done = ctx.ws.perform(effect, |o| {
         let p = o.process.as_ref();
         let outcome = p.map(|p| p.outcome).unwrap_or("unknown");

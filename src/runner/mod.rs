@@ -14,7 +14,9 @@ pub use check::{check, Checked};
 pub use docs::docs;
 pub(crate) use docs::{explain_not_found, known_functions};
 pub use list::{describe_default, list, Listed};
-pub use run::{fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome};
+pub use run::{
+    fmt_duration, parse_duration, resume, run, undo, RunOptions, RunOutcome, LEAVE_AT_EXIT,
+};
 
 use crate::engine;
 use crate::error::{Error, Location, Result};

@@ -477,3 +477,103 @@ fn docs_list_the_git_and_config_primitives_with_examples() {
         assert!(docs.stdout.contains(needle), "docs lack {needle}");
     }
 }
+
+/// The work tree, the index and `HEAD` as git shows them: what an undo must give back.
+fn tree_and_index(ws: &Ws) -> (std::collections::BTreeMap<String, Vec<u8>>, [String; 4]) {
+    (
+        ws.files(),
+        [
+            ws.git(&["rev-parse", "HEAD"]),
+            ws.git(&[
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+            ]),
+            ws.git(&["diff", "--binary"]),
+            ws.git(&["diff", "--cached", "--binary"]),
+        ],
+    )
+}
+
+#[test]
+fn undo_takes_back_a_checkout_with_unstaged_staged_and_untracked_work() {
+    let ws = Ws::generated(&[]);
+    // Unstaged work in one file; staged work in the other, edited again after staging;
+    // an untracked file the revision does not have.
+    ws.write(
+        TRADITIONAL,
+        "def fit(X, y):\n    return 'ridge-v3'  # unsaved\n",
+    );
+    ws.write(TREE_BASED, "def fit(X, y):\n    return 'lgbm'  # staged\n");
+    ws.git(&["add", TREE_BASED]);
+    ws.write(
+        TREE_BASED,
+        "def fit(X, y):\n    return 'lgbm-2'  # edited after staging\n",
+    );
+    ws.write("src/sl/models/new_idea.py", "idea = 1\n");
+    let before = tree_and_index(&ws);
+
+    ws.runbook(&["run", &revert_code(), "-q"]).run().success();
+    assert_eq!(ws.read(TRADITIONAL), OLD_TRADITIONAL);
+    assert_eq!(ws.read(TREE_BASED), OLD_TREE_BASED);
+    let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+    let after = ws.snapshot();
+
+    // A dry undo says what it would do and changes nothing.
+    ws.runbook(&["undo", &run_id, "--dry-run"])
+        .run()
+        .success()
+        .stdout_has(&format!(
+            "put back `{TRADITIONAL}` as it was before run {run_id}"
+        ))
+        .stdout_has("index entries of 2 path(s) back to");
+    after.assert_same(&ws.snapshot());
+
+    ws.runbook(&["undo", &run_id, "-q"]).run().success();
+    assert_eq!(tree_and_index(&ws), before);
+    // What the checkout wrote is kept in the undo's trash, not lost.
+    let undo_log = ws.last_log();
+    assert!(
+        undo_log
+            .iter()
+            .any(|e| e["event"] == "action" && e["op"] == "undo.git_index"),
+        "{undo_log:?}"
+    );
+}
+
+#[test]
+fn undo_of_a_checkout_refuses_a_file_edited_since_and_a_commit_it_cannot_take_back() {
+    let ws = Ws::generated(&[]);
+    identify(&ws);
+    let before = tree_and_index(&ws);
+    ws.runbook(&["run", &revert_code(), "-q"]).run().success();
+    let run_id = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+    // Someone edits a restored file: undo names it and changes nothing.
+    ws.write(TRADITIONAL, "def fit(X, y):\n    return 'hotfix'\n");
+    let edited = ws.snapshot();
+    ws.runbook(&["undo", &run_id])
+        .run()
+        .code(1)
+        .stderr_has("the workspace changed since that run")
+        .stderr_has(TRADITIONAL);
+    edited.assert_same(&ws.snapshot());
+    // With the edit gone again, the undo goes through.
+    ws.write(TRADITIONAL, OLD_TRADITIONAL);
+    ws.runbook(&["undo", &run_id, "-q"]).run().success();
+    assert_eq!(tree_and_index(&ws), before);
+
+    // A run that committed cannot be undone; nothing changes.
+    ws.write("notes.txt", "x\n");
+    ws.runbook(&["run", &version_control(), "-q", "-p", "message=m"])
+        .run()
+        .success();
+    let committed = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+    let snap = ws.snapshot();
+    ws.runbook(&["undo", &committed])
+        .run()
+        .code(1)
+        .stderr_has("`git_commit`")
+        .stderr_has("git revert");
+    snap.assert_same(&ws.snapshot());
+}

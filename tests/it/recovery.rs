@@ -539,3 +539,63 @@ fn concurrent_refusals_always_name_the_run_holding_the_lock() {
     }
     assert!(holder.wait().unwrap().success());
 }
+
+/// A stand-in for the training job, named as the pid file says; its pid file written.
+fn training_job(ws: &Ws) -> std::process::Child {
+    let child = std::process::Command::new("bash")
+        .args(["-c", "exec -a sl_model_training sleep 300"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    ws.write("run/sl_model_training.pid", &format!("{}\n", child.id()));
+    child
+}
+
+#[test]
+fn a_rollback_killed_between_its_signal_and_the_pid_file_resumes_to_the_same_end() {
+    let base = Ws::demo();
+    let norm = Normaliser::new(&base);
+    let whole = base.copy();
+    let mut job = training_job(&whole);
+    whole
+        .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+        .run()
+        .success();
+    job.wait().unwrap();
+    assert!(!whole.exists("run/sl_model_training.pid"));
+    let reference = Known::of(&norm, &whole);
+    for n in 1..200 {
+        let ws = base.copy();
+        let mut job = training_job(&ws);
+        let done = ws
+            .runbook(&["run", &shipped("full_rollback.rhai"), "-q"])
+            .env("RUNBOOK_CRASH_AT", n.to_string())
+            .run();
+        assert_eq!(
+            done.code, -1,
+            "crash point {n}: the run ended before the stop was done"
+        );
+        let log = ws.last_log();
+        let begun = log
+            .iter()
+            .any(|e| e["event"] == "intent" && e["effect"].get("stop_process").is_some());
+        let stopped = log.iter().any(|e| e["op"] == "process.stop");
+        let signalled = job.try_wait().unwrap().is_some();
+        if !(begun && !stopped && signalled && ws.exists("run/sl_model_training.pid")) {
+            let _ = job.kill();
+            let _ = job.wait();
+            continue;
+        }
+        // Killed after the job was gone and before its pid file moved: resume finishes
+        // the stop (the pid file to the trash) and the rest, as if never interrupted.
+        let run_id = log[0]["run_id"].as_str().unwrap().to_string();
+        ws.runbook(&["resume", &run_id, "-q"]).run().success();
+        assert!(!ws.exists("run/sl_model_training.pid"));
+        assert!(ws.exists(&format!(
+            ".runbook/trash/{run_id}/run/sl_model_training.pid"
+        )));
+        reference.compare(&format!("crash point {n}: resume"), &norm, &ws);
+        return;
+    }
+    panic!("no crash point fell between the signal and the pid file's move");
+}
