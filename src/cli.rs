@@ -74,6 +74,10 @@ enum Command {
         /// Run no program at all (external predictors): each is refused, naming it.
         #[arg(long)]
         no_exec: bool,
+        /// Write a Markdown report of the run (steps, effects, metrics, time against the
+        /// plan's estimate, success criteria) to FILE, outside the workspace.
+        #[arg(long, value_name = "FILE.md")]
+        report: Option<PathBuf>,
         /// Run even though an earlier run on this workspace did not finish (was killed);
         /// it is left as it is. Prefer `runbook resume RUN_ID` or `runbook undo RUN_ID`.
         #[arg(long)]
@@ -201,6 +205,22 @@ zsh:  runbook completions zsh > ~/.zfunc/_runbook"
         dir: PathBuf,
         #[command(flatten)]
         format: FormatFlag,
+    },
+    /// Copy a shipped runbook and the helpers it imports into the workspace's `runbooks/`
+    /// for editing (never overwrites); `runbook run NAME` then runs the copy.
+    Eject {
+        /// The shipped runbook, such as `full_rollback`.
+        name: String,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Start a new runbook `runbooks/NAME.rhai` in the workspace from a template that
+    /// `runbook check` accepts and `runbook run NAME --dry-run` runs.
+    New {
+        /// The new runbook's name: lower-case letters, digits and `_`.
+        name: String,
+        #[arg(long, short = 'w', value_name = "DIR", default_value = ".")]
+        workspace: PathBuf,
     },
     /// Print the reference of every primitive: signature, description, example.
     Docs {
@@ -361,9 +381,11 @@ fn dispatch(command: Command) -> Result<i32> {
             force,
             no_exec,
             review,
+            report,
         } => {
             let opts = RunOptions {
                 no_exec,
+                report,
                 file,
                 workspace,
                 dry_run,
@@ -401,13 +423,20 @@ fn dispatch(command: Command) -> Result<i32> {
             let mut failed = 0;
             for f in &files {
                 match runner::check(f) {
-                    Ok(c) => outln!(
-                        "ok  {}  ({} {}, {} step(s))",
-                        f.display(),
-                        c.header.name,
-                        c.header.version,
-                        c.steps
-                    ),
+                    Ok(c) => match &c.header {
+                        Some(h) => outln!(
+                            "ok  {}  ({} {}, {} step(s))",
+                            f.display(),
+                            h.name,
+                            h.version,
+                            c.steps
+                        ),
+                        None => outln!(
+                            "ok  {}  (helper module, {} function(s))",
+                            f.display(),
+                            c.functions
+                        ),
+                    },
                     Err(e) => {
                         failed += 1;
                         errln!("{}", e.render());
@@ -428,10 +457,11 @@ fn dispatch(command: Command) -> Result<i32> {
                 match l.header {
                     Ok(h) => {
                         outln!(
-                            "{}  {} {}\n    {}",
+                            "{}  {} {}  ({})\n    {}",
                             l.path.display(),
                             h.name,
                             h.version,
+                            l.origin,
                             h.description
                         );
                         for p in &h.params {
@@ -447,6 +477,28 @@ fn dispatch(command: Command) -> Result<i32> {
                     Err(e) => outln!("{}  (invalid header: {e})", l.path.display()),
                 }
             }
+            Ok(0)
+        }
+        Command::Eject { name, workspace } => {
+            let written = runner::source::eject(&workspace, &name, Console::Quiet)?;
+            for w in &written {
+                outln!("wrote {w}");
+            }
+            if written.is_empty() {
+                outln!("`{name}` and its helpers are in `runbooks/` already, unchanged");
+            }
+            outln!("`runbook run {name}` now runs the copy in `runbooks/`; edit it there");
+            Ok(0)
+        }
+        Command::New { name, workspace } => {
+            let written = runner::source::new_runbook(&workspace, &name, Console::Quiet)?;
+            for w in &written {
+                outln!("wrote {w}");
+            }
+            outln!(
+                "next: `runbook check {}`, then `runbook run {name} --dry-run`",
+                written.join(" ")
+            );
             Ok(0)
         }
         Command::Docs { format } => {
@@ -560,6 +612,8 @@ fn dispatch(command: Command) -> Result<i32> {
             .map(|_| 0)
         }
         Command::View { file, format } => {
+            // By name as `run` finds it, from the current directory as the workspace.
+            let file = runner::source::find(&file, std::path::Path::new("."))?;
             out!(
                 "{}",
                 runner::view::view(&file, runner::format::Format::parse(&format))?

@@ -4,8 +4,9 @@
 //! The workspace mirrors what `shared/bench/make_workspace.py` writes: five versions of
 //! `sl_forecaster` (v5 in production and badly trained), an unrelated `risk_model` no
 //! rollback may touch, model files and metadata, the training config and its backup,
-//! validation data, a `src/sl/` package with a two-commit git history, and the shipped
-//! runbooks. Data is generated from a fixed seed, so every demo is the same.
+//! validation data (also with a timestamp column, for the leakage check), a training log
+//! for the post-rollback checks, a `src/sl/` package with a two-commit git history, and
+//! every shipped runbook and helper. Data is generated from a fixed seed, so every demo is the same.
 
 use crate::effects::Console;
 use crate::error::{Error, Result};
@@ -15,45 +16,14 @@ use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The shipped runbooks, compiled in so the demo needs no checkout.
+/// Files the demo adds to the shipped runbooks (`runner::source::SHIPPED`, all of them,
+/// helpers included), compiled in so the demo needs no checkout.
 pub const RUNBOOKS: &[(&str, &str)] = &[
-    (
-        "runbooks/full_rollback.rhai",
-        include_str!("../runbooks/full_rollback.rhai"),
-    ),
-    (
-        "runbooks/restore_config.rhai",
-        include_str!("../runbooks/restore_config.rhai"),
-    ),
-    (
-        "runbooks/revert_code.rhai",
-        include_str!("../runbooks/revert_code.rhai"),
-    ),
-    (
-        "runbooks/version_control.rhai",
-        include_str!("../runbooks/version_control.rhai"),
-    ),
-    (
-        "runbooks/verify_rollback.rhai",
-        include_str!("../runbooks/verify_rollback.rhai"),
-    ),
-    (
-        "runbooks/quick_verification.rhai",
-        include_str!("../runbooks/quick_verification.rhai"),
-    ),
-    (
-        "runbooks/lib/models.rhai",
-        include_str!("../runbooks/lib/models.rhai"),
-    ),
     // For reading and editing: `restore_config` uses the copy built into the binary
     // (`config::default_training_config()`) unless given `--param template=...`.
     (
         "runbooks/templates/training_configs.default.yaml",
         crate::document::DEFAULT_TRAINING_CONFIG,
-    ),
-    (
-        "runbooks/lib/validation.rhai",
-        include_str!("../runbooks/lib/validation.rhai"),
     ),
 ];
 
@@ -194,6 +164,21 @@ pub fn create_workspace(root: &Path, size: Size) -> Result<()> {
         csv.push('\n');
     }
     write(root, "data/validation.csv", &csv)?;
+    // The same rows with a `timestamp` column, for the leakage check of
+    // `post_rollback_checks -p timestamp=timestamp` (§5.3): every row is from after the
+    // newest version was trained (a day ago onwards, one a minute).
+    let from = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    let mut recent = String::new();
+    for (i, line) in csv.lines().enumerate() {
+        recent.push_str(line);
+        if i == 0 {
+            recent.push_str(",timestamp\n");
+        } else {
+            let at = from + std::time::Duration::from_secs(60 * i as u64);
+            recent.push_str(&format!(",{}\n", iso(at)));
+        }
+    }
+    write(root, "data/validation_recent.csv", &recent)?;
 
     write(root, "src/__init__.py", "")?;
     write(root, "src/sl/__init__.py", "")?;
@@ -216,6 +201,16 @@ pub fn create_workspace(root: &Path, size: Size) -> Result<()> {
             .replace("{lr}", "0.05"),
     )?;
     write(root, ".gitignore", "backups/\n.runbook/\n")?;
+    for (path, text) in crate::runner::source::SHIPPED {
+        write(root, &format!("runbooks/{path}"), text)?;
+    }
+    // A log for `post_rollback_checks -p logs=logs/training.log` (§5.1): the bad version's
+    // errors, then a clean restart after the rollback time a responder passes as `since`.
+    write(
+        root,
+        "logs/training.log",
+        "2026-11-29T17:00:00Z INFO training sl_forecaster\n2026-11-29T17:20:00Z ERROR loss diverged (nan) at epoch 12\n2026-11-30T09:00:00Z INFO serving restarted\n",
+    )?;
     for (path, text) in RUNBOOKS {
         write(root, path, text)?;
     }
@@ -372,6 +367,7 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             dry_run_state: None,
             force: false,
             no_exec: false,
+            report: None,
             params: Vec::new(),
             timeout: Some(std::time::Duration::from_secs(600)),
             console: Console::Stdout,
@@ -391,6 +387,14 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             ),
             (format!("{exe} run runbooks/full_rollback.rhai"), "do it"),
             (
+                format!("{exe} run rollback_checklist --dry-run"),
+                "the plan of the whole checklist (§8): backup, revert, cleanup, checks",
+            ),
+            (
+                format!("{exe} list"),
+                "every runbook, and where it comes from",
+            ),
+            (
                 format!("{exe} run runbooks/verify_rollback.rhai"),
                 "validate the production model",
             ),
@@ -406,6 +410,15 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
                 "validate the production model",
             ),
             ("cat .runbook/runs/*.jsonl".to_string(), "the audit log"),
+            (format!("{exe} log --last"), "the run's steps and effects"),
+            (
+                format!("{exe} run post_rollback_checks -p logs=logs/training.log -p since=2026-11-30T00:00:00Z -p data=data/validation_recent.csv -p timestamp=timestamp"),
+                "the post-rollback checks (§5), leakage included",
+            ),
+            (
+                format!("{exe} run rollback_checklist --dry-run"),
+                "the plan of the whole checklist (§8)",
+            ),
             (
                 format!("{exe} trash list"),
                 "what was removed, still recoverable",

@@ -116,6 +116,10 @@ pub fn for_reference(ctx: &Ctx, runbooks_dir: &Path) -> Engine {
 /// journal hooks, and the timeout/interrupt watch.
 pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Engine {
     let mut engine = base(runbooks_dir);
+    // A run also finds helpers in its workspace's `runbooks/`.
+    engine.set_module_resolver(
+        SandboxedResolver::new(runbooks_dir).or_in(&ctx.ws.display_root().join("runbooks")),
+    );
     let c = ctx.clone();
     engine.on_print(move |text| c.journal().message("info", text));
     let c = ctx.clone();
@@ -198,6 +202,12 @@ pub fn classify(err: &EvalAltResult) -> (Status, String) {
             }
         }
         EvalAltResult::ErrorRuntime(value, _) => (Status::Failed, value.to_string()),
+        // Rhai says `Function not found: registry::production (i64)`; say what it takes.
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => match crate::runner::explain_not_found(sig)
+        {
+            Some(msg) => (Status::Failed, msg),
+            None => (Status::Failed, strip_position(&inner.to_string())),
+        },
         other => (Status::Failed, strip_position(&other.to_string())),
     }
 }
@@ -211,51 +221,99 @@ pub fn strip_position(msg: &str) -> String {
 }
 
 /// Imports resolve inside the runbooks directory only: no absolute paths, no `..`, and no
-/// symlink that leads out.
+/// symlink that leads out. A module that is not there is looked for in the workspace's
+/// `runbooks/` (a run only), then among the helpers shipped in the binary; a shipped
+/// runbook imports shipped helpers only (see `runner::source`).
 pub struct SandboxedResolver {
-    root: PathBuf,
+    /// The directories searched in order; empty for a shipped runbook.
+    roots: Vec<PathBuf>,
     inner: FileModuleResolver,
+    /// Shipped modules compiled once per engine.
+    shipped: std::cell::RefCell<std::collections::HashMap<String, Shared<Module>>>,
 }
 
 impl SandboxedResolver {
     pub fn new(runbooks_dir: &Path) -> Self {
-        let root =
-            std::fs::canonicalize(runbooks_dir).unwrap_or_else(|_| runbooks_dir.to_path_buf());
-        let mut inner = FileModuleResolver::new_with_path_and_extension(&root, "rhai");
+        let roots = if crate::runner::source::is_shipped(runbooks_dir) {
+            Vec::new()
+        } else {
+            vec![std::fs::canonicalize(runbooks_dir).unwrap_or_else(|_| runbooks_dir.to_path_buf())]
+        };
+        let base = roots.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+        let mut inner = FileModuleResolver::new_with_path_and_extension(&base, "rhai");
         inner.enable_cache(true);
-        SandboxedResolver { root, inner }
+        SandboxedResolver {
+            roots,
+            inner,
+            shipped: Default::default(),
+        }
     }
 
-    /// Where `import "path"` leads, or why it may not.
+    /// Also look in `dir` (the workspace's `runbooks/`) for a module the runbook's own
+    /// directory lacks; nothing for a shipped runbook, whose helpers ship with it.
+    pub fn or_in(mut self, dir: &Path) -> Self {
+        if let (false, Ok(canon)) = (self.roots.is_empty(), std::fs::canonicalize(dir)) {
+            if !self.roots.contains(&canon) {
+                self.roots.push(canon);
+            }
+        }
+        self
+    }
+
+    /// Where `import "path"` leads (a file, or `shipped:lib/NAME.rhai`), or why it may not.
     pub fn locate(&self, source: Option<&str>, path: &str) -> Result<PathBuf, String> {
+        let shown_root = self
+            .roots
+            .first()
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|| "runbooks/".into());
         if Path::new(path).is_absolute() || path.split(['/', '\\']).any(|c| c == "..") {
             return Err(format!(
-                "import `{path}` leaves the runbooks directory `{}`; imports are relative to it, without `..`",
-                self.root.display()
+                "import `{path}` leaves the runbooks directory `{shown_root}`; imports are relative to it, without `..`"
             ));
         }
-        let base = source
-            .map(Path::new)
-            .filter(|s| s.is_absolute() && s.starts_with(&self.root))
-            .and_then(Path::parent)
-            .unwrap_or(&self.root);
-        let mut file = base.join(path);
-        if file.extension().is_none() {
-            file.set_extension("rhai");
+        let mut first_missing = None;
+        for root in &self.roots {
+            let base = source
+                .map(Path::new)
+                .filter(|s| s.is_absolute() && s.starts_with(root))
+                .and_then(Path::parent)
+                .unwrap_or(root);
+            let mut file = base.join(path);
+            if file.extension().is_none() {
+                file.set_extension("rhai");
+            }
+            match std::fs::canonicalize(&file) {
+                Ok(canon) if canon.starts_with(root) => return Ok(canon),
+                Ok(_) => {
+                    return Err(format!(
+                        "import `{path}` resolves outside the runbooks directory `{}`",
+                        root.display()
+                    ))
+                }
+                Err(_) => {
+                    first_missing.get_or_insert(file);
+                }
+            }
         }
-        let canon = std::fs::canonicalize(&file).map_err(|_| {
-            format!(
-                "cannot find module `{path}` (looked for `{}`)",
+        if crate::runner::source::shipped(path).is_some() {
+            let name = if path.ends_with(".rhai") {
+                path.to_string()
+            } else {
+                format!("{path}.rhai")
+            };
+            return Ok(PathBuf::from(format!(
+                "{}{name}",
+                crate::runner::source::SHIPPED_PREFIX
+            )));
+        }
+        Err(match first_missing {
+            Some(file) => format!(
+                "cannot find module `{path}` (looked for `{}`, and among the shipped helpers)",
                 file.display()
-            )
-        })?;
-        if !canon.starts_with(&self.root) {
-            return Err(format!(
-                "import `{path}` resolves outside the runbooks directory `{}`",
-                self.root.display()
-            ));
-        }
-        Ok(canon)
+            ),
+            None => format!("cannot find module `{path}` among the shipped helpers"),
+        })
     }
 }
 
@@ -270,8 +328,23 @@ impl ModuleResolver for SandboxedResolver {
         let file = self
             .locate(source, path)
             .map_err(|msg| Box::new(EvalAltResult::ErrorRuntime(msg.into(), pos)))?;
-        self.inner
-            .resolve(engine, None, &file.to_string_lossy(), pos)
+        let shown = file.to_string_lossy().to_string();
+        if crate::runner::source::is_shipped(&file) {
+            if let Some(m) = self.shipped.borrow().get(&shown) {
+                return Ok(m.clone());
+            }
+            let text = crate::runner::source::shipped(&shown).unwrap_or_default();
+            let mut ast = engine.compile(text).map_err(|e| {
+                Box::new(EvalAltResult::ErrorInModule(shown.clone(), e.into(), pos))
+            })?;
+            ast.set_source(shown.clone());
+            let module: Shared<Module> = Module::eval_ast_as_new(rhai::Scope::new(), &ast, engine)
+                .map_err(|e| Box::new(EvalAltResult::ErrorInModule(shown.clone(), e, pos)))?
+                .into();
+            self.shipped.borrow_mut().insert(shown, module.clone());
+            return Ok(module);
+        }
+        self.inner.resolve(engine, None, &shown, pos)
     }
 }
 

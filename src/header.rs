@@ -197,6 +197,20 @@ impl Header {
                 return Err(header_err(file, line_no, format!("`{key}` is given twice")));
             }
         }
+        // A key that is one or two letters from a known one is a typo (`verison`), not an
+        // extra key such as `author`: name it before "missing `version`" hides why.
+        for (key, (line, _)) in &fields {
+            if KNOWN_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            if let Some(known) = suggest(key, KNOWN_KEYS) {
+                return Err(header_err(
+                    file,
+                    *line,
+                    format!("unknown header key `{key}`; did you mean `{known}`?"),
+                ));
+            }
+        }
         let mut take = |key: &str| -> Result<(usize, String)> {
             match fields.remove(key) {
                 Some((line, v)) if !v.is_empty() => Ok((line, v)),
@@ -292,6 +306,46 @@ pub fn params_map(values: &[(String, ParamValue)]) -> Map {
         .collect()
 }
 
+/// The header keys runbook interprets (`param` lines aside).
+const KNOWN_KEYS: &[&str] = &["name", "version", "description", "param"];
+
+/// The candidate closest to `word` when it is a likely typo of it: at most two edits away
+/// (one for words of up to four letters), and not `word` itself.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d > 0 && *d <= limit && *c != word)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, with a swap of two neighbours counted as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 fn header_err(file: &str, line: usize, message: String) -> Error {
     Error::Header {
         file: file.to_string(),
@@ -361,6 +415,29 @@ mod tests {
         //! param threshold: float? -- the gate\n\
         //! param paths: list = src/sl/, configs/ -- where\n\
         //! param count: int -- required one\n\nstep \"x\" {}\n";
+
+    #[test]
+    fn header_key_typos_are_named_with_a_suggestion() {
+        let e = Header::parse(
+            "t.rhai",
+            "//! name: a\n//! verison: 1.0.0\n//! description: d\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("unknown header key `verison`; did you mean `version`?"),
+            "{e}"
+        );
+        assert!(e.contains("(line 2)"), "{e}");
+        let h = Header::parse(
+            "t.rhai",
+            "//! name: a\n//! version: 1.0.0\n//! description: d\n//! author: me\n",
+        )
+        .unwrap();
+        assert_eq!(h.extra["author"], "me");
+        assert_eq!(suggest("modle", &["model", "data"]), Some("model"));
+        assert_eq!(suggest("xyz", &["model", "data"]), None);
+    }
 
     #[test]
     fn parses_fields_and_params() {

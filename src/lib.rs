@@ -6,13 +6,16 @@
 //! door ([`effects::Workspace::perform`]), which performs it in a real run, simulates it in
 //! an in-memory overlay in a dry run, and journals it either way. See `ARCHITECTURE.md` for the map of the code and its invariants.
 //!
-//! Embedding: build a [`runner::RunOptions`] and call [`runner::run`].
+//! Embedding: [`embed::Runner`] runs a runbook ([`runner::RunOptions`]) with the shipped
+//! primitives and families of the program's own, which reach the workspace through the
+//! same door.
 
 pub mod cli;
 pub mod context;
 pub mod demo;
 pub mod document;
 pub mod effects;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod header;

@@ -516,6 +516,92 @@ fn shorten(line: &str) -> String {
     s
 }
 
+/// Run a notification command (`notify:` sink `command`) with `text` on its standard input,
+/// as the policy allows and confined like a predictor (unless `commands.confine: false`):
+/// only a real run calls this. Fails with the exit status and the end of its stderr.
+pub fn notify(
+    policy: &Policy,
+    argv: &[String],
+    text: &str,
+    scratch_dir: &Path,
+    working_dir: &Path,
+    timeout: Duration,
+) -> Result<()> {
+    policy.check(argv)?;
+    let Some(program) = argv.first() else {
+        return Err(Error::invalid(
+            "notification command",
+            "is empty; give the program to run",
+        ));
+    };
+    let what = format!("notification command `{}`", argv.join(" "));
+    let ruleset = if policy.unconfined_real_runs {
+        None
+    } else {
+        Some(confinement(scratch_dir).map_err(|why| {
+            Error::invalid(
+                what.clone(),
+                format!("cannot be confined ({why}); set `commands: {{confine: false}}` in `runbook.yaml` to run it unconfined"),
+            )
+        })?)
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&argv[1..])
+        .current_dir(working_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(fd) = &ruleset {
+        use std::os::fd::AsRawFd;
+        let raw = fd.as_raw_fd();
+        // SAFETY: as in `predict_external_with`: only prctl and landlock_restrict_self run
+        // between fork and exec, on a descriptor the parent keeps open.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::syscall(libc::SYS_landlock_restrict_self, raw, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::Process {
+        what: what.clone(),
+        message: format!("cannot start `{program}`: {e}"),
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its input is fine; it just gets no message.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let stderr = drain(child.stderr.take().expect("stderr is piped"), STDERR_TAIL);
+    let deadline = Instant::now() + timeout;
+    let Some(status) = wait_until(&mut child, deadline) else {
+        kill_group(&mut child);
+        return Err(Error::Process {
+            what,
+            message: format!(
+                "it did not finish within {}; it was stopped",
+                human(timeout)
+            ),
+        });
+    };
+    if !status.success() {
+        let tail = recv_until(&stderr, deadline)
+            .and_then(|r| r.ok())
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        return Err(Error::Process {
+            what,
+            message: format!("it failed ({status}); its stderr: {tail}"),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,8 @@ pub enum ActionKind {
     Process,
     /// A program runbook started (an external predictor), with its argv.
     Command,
+    /// A notification sent to the configured sinks (`notify::send`).
+    Notification,
     /// A read-only check whose result belongs in the audit trail (metrics, gates).
     Check,
 }
@@ -51,6 +53,7 @@ impl ActionKind {
             ActionKind::Git => "git changes",
             ActionKind::Process => "processes stopped",
             ActionKind::Command => "commands run",
+            ActionKind::Notification => "notifications",
             ActionKind::Check => "checks",
         }
     }
@@ -65,6 +68,7 @@ impl ActionKind {
             ActionKind::Git => "git",
             ActionKind::Process => "process",
             ActionKind::Command => "command",
+            ActionKind::Notification => "notification",
             ActionKind::Check => "check",
         }
     }

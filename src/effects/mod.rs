@@ -25,6 +25,7 @@ pub mod disk;
 pub mod git;
 pub mod gitcli;
 pub mod journal;
+pub mod notify;
 pub mod overlay;
 mod own;
 pub mod path;
@@ -41,7 +42,7 @@ pub use journal::{ActionKind, Console, Journal, Status};
 pub use overlay::Content;
 pub use own::{Scratch, WorkspaceLock};
 pub use path::RelPath;
-pub use process::{check_identity, cmdline, is_alive, ProcessOutcome};
+pub use process::{check_identity, cmdline, is_alive, usage, ProcessOutcome, Usage};
 pub use stamp::{Stamp, Stamped};
 
 use crate::error::{Error, Result};
@@ -116,6 +117,11 @@ pub enum Effect<'a> {
         expect: String,
         timeout: Duration,
     },
+    /// Send a message to the configured sinks (`notify.rs`); a dry run sends nothing.
+    Notify {
+        sinks: &'a [notify::Sink],
+        message: &'a Value,
+    },
     /// A change of the model registry, written by its store through a [`StoreWriter`].
     Registry {
         store: &'a dyn crate::registry::Store,
@@ -187,6 +193,10 @@ impl Effect<'_> {
             Effect::StopProcess { pidfile, pid, .. } => {
                 json!({"stop_process": pidfile.as_str(), "pid": pid})
             }
+            Effect::Notify { sinks, message } => json!({
+                "notify": message["text"],
+                "sinks": sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+            }),
             Effect::Registry { store, change } => json!({
                 "registry": store.name(),
                 "op": change.op,
@@ -210,6 +220,7 @@ impl Effect<'_> {
             | Effect::GitRestoreIndex { .. } => ActionKind::Git,
             Effect::StopProcess { .. } => ActionKind::Process,
             Effect::Registry { .. } => ActionKind::Registry,
+            Effect::Notify { .. } => ActionKind::Notification,
         }
     }
 }
@@ -226,6 +237,8 @@ pub struct Outcome {
     pub made: bool,
     pub git: Option<GitOutcome>,
     pub process: Option<ProcessOutcome>,
+    /// What each sink of a notification did.
+    pub deliveries: Vec<notify::Delivery>,
 }
 
 /// The journal record of an effect: the primitive's name for it, its arguments, a short
@@ -757,6 +770,31 @@ impl Workspace {
         }
     }
 
+    /// The size of a file as the run sees it (a simulated file's length in a dry run).
+    pub fn size(&self, rel: &RelPath) -> Result<u64> {
+        match self.content(rel)? {
+            Content::Bytes(b) => Ok(b.len() as u64),
+            Content::Disk(r) => self
+                .root
+                .lstat(&r)
+                .map(|st| st.st_size as u64)
+                .map_err(|e| io_error(&r, "read the size of", e)),
+        }
+    }
+
+    /// Bytes an unprivileged process may still write on the filesystem that holds the
+    /// workspace, as `df` reports them (`f_bavail * f_frsize`). A dry run answers for the
+    /// disk as it is: it writes nothing, so a plan checks against the real free space.
+    pub fn free_bytes(&self) -> Result<u64> {
+        let dir = self
+            .root
+            .dir(&RelPath::root())
+            .map_err(|e| io_error(&RelPath::root(), "open", e))?;
+        let st = rustix::fs::fstatvfs(&dir)
+            .map_err(|e| io_error(&RelPath::root(), "read the free space of", e.into()))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     pub fn mtime(&self, rel: &RelPath) -> Result<SystemTime> {
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::File { mtime, .. }) => Ok(mtime),
@@ -1026,6 +1064,14 @@ impl Workspace {
                 store.apply(&StoreWriter { ws: self }, change)?;
                 Outcome::default()
             }
+            Effect::Notify { sinks, message } => Outcome {
+                deliveries: if self.simulating() {
+                    notify::simulate(self, sinks, message)
+                } else {
+                    notify::deliver(self, sinks, message)
+                },
+                ..Outcome::default()
+            },
         };
         Ok(outcome)
     }
@@ -1500,7 +1546,7 @@ impl Workspace {
         self
     }
 
-    fn command_policy(&self) -> Result<command::Policy> {
+    pub(in crate::effects) fn command_policy(&self) -> Result<command::Policy> {
         let rel = self.resolve(crate::registry::CONFIG_FILE)?;
         let doc = if self.exists(&rel) {
             Some(crate::document::parse_yaml(

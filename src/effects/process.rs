@@ -49,6 +49,42 @@ pub fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// What a process uses: resident memory, and CPU time over its lifetime as a percentage of
+/// one core (what `ps -o %cpu` shows). `None` when it is gone or `/proc` cannot say.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub rss_bytes: u64,
+    pub cpu_percent: f64,
+}
+
+pub fn usage(pid: i32) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After `pid (comm)`: state is field 3 of the line, utime 14, stime 15, starttime 22.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let (utime, stime, start) = (num(11)?, num(12)?, num(19)?);
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let lifetime = (uptime - start / ticks).max(1e-3);
+    let cpu_percent = (utime + stime) / ticks / lifetime * 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    Some(Usage {
+        rss_bytes: rss_kb * 1024,
+        cpu_percent,
+    })
+}
+
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.

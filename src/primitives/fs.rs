@@ -46,6 +46,29 @@ pub fn newer(
         .collect())
 }
 
+/// `fs::size`: the bytes and file count of a file or a tree, as the run sees them.
+fn size(ctx: &RunContext, path: &str) -> Result<rhai::Map> {
+    let rel = ctx.ws.resolve(path)?;
+    let (bytes, files) = if ctx.ws.is_dir(&rel) {
+        let mut bytes = 0u64;
+        let listed = ctx.ws.walk_files(&rel)?;
+        for f in &listed {
+            // A link is listed but not followed; it counts as a file of no size.
+            bytes += ctx.ws.size(&f.path).unwrap_or(0);
+        }
+        (bytes, listed.len() as u64)
+    } else {
+        (ctx.ws.size(&rel)?, 1)
+    };
+    let mut m = rhai::Map::new();
+    m.insert(
+        "bytes".into(),
+        (i64::try_from(bytes).unwrap_or(i64::MAX)).into(),
+    );
+    m.insert("files".into(), (files as i64).into());
+    Ok(m)
+}
+
 /// Where `fs::backup` puts a copy of `src`: `backups/<name>_<stamp><ext>`, following the
 /// plan's §4.1 names (`registry_<ts>.json`, `models_<ts>/`, `src_sl_<ts>/`).
 fn backup_destination(
@@ -168,6 +191,25 @@ pub fn family(ctx: &Ctx) -> Family {
                 )
             }).map_err(|e| c.fail_at(&call, e))?;
             Ok(())
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "size",
+        &["path: &str", "Map"],
+        "The size of a file, or of every file below a directory, as the run sees them: `#{ bytes, files }` (links are not followed). For reports and for checking the disk before a copy.\n```rhai\nlet s = fs::size(\"models\");\nprint(`models/: ${s.files} file(s), ${s.bytes} bytes`);\n```",
+        move |call: NativeCallContext, path: &str| -> RhaiResult<rhai::Map> {
+            size(&c, path).map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "free_space",
+        &["int"],
+        "Bytes still free for writing on the filesystem that holds the workspace (as `df` shows them). A dry run reports the disk as it is.\n```rhai\nassert(fs::free_space() > fs::size(\"models\").bytes, \"no room to back up models/\");\n```",
+        move |call: NativeCallContext| -> RhaiResult<i64> {
+            let free = c.ws.free_bytes().map_err(|e| c.fail_at(&call, e))?;
+            Ok(i64::try_from(free).unwrap_or(i64::MAX))
         },
     );
     let c = ctx.clone();

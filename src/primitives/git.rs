@@ -465,6 +465,15 @@ pub fn family(ctx: &Ctx) -> Family {
     );
     let g = git.clone();
     f.add(
+        "check_commit",
+        &["message: &str", "()"],
+        "Fail, changing nothing, when `git::commit_all(message)` could not commit because of the message or git's identity: the message is empty, or git does not know the user's name and e-mail. Lets a runbook check before its first change.\n```rhai\ngit::check_commit(\"Backup before SL model implementation\");\n```",
+        move |call: NativeCallContext, message: &str| -> RhaiResult<()> {
+            git::check_commit(g.ws(), message, true).map_err(|e| g.ctx.fail_at(&call, e))
+        },
+    );
+    let g = git.clone();
+    f.add(
         "tag",
         &["name: &str", "message: &str", "()"],
         "Create the annotated tag `name` on `HEAD` (plan §4.2: `git tag -a NAME -m MESSAGE`). Fails when it exists.\n```rhai\ngit::tag(\"sl-v1.1\", \"SL Model Version 1.1\");\n```",

@@ -1,5 +1,5 @@
 //! The primitive families a runbook calls: `registry::`, `fs::`, `process::`, `git::`,
-//! `config::`, `validate::`, plus a few globals (`assert`, `timestamp`) and the types
+//! `config::`, `validate::`, `time::`, `notify::`, plus a few globals (`assert`, `timestamp`) and the types
 //! validation hands to scripts (`Dataset`, `Model`, `Predictions`). Each family is a Rhai module built by one file here and
 //! registered as a static module, so scripts write `registry::production("sl_forecaster")`.
 //!
@@ -18,8 +18,10 @@ use std::cell::Cell;
 pub mod config;
 pub mod fs;
 pub mod git;
+pub mod notify;
 pub mod process;
 pub mod registry;
+pub mod time;
 pub mod validate;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -41,6 +43,28 @@ pub fn with_metadata<T>(build: impl FnOnce() -> T) -> T {
     }
     let _reset = Reset(WITH_METADATA.with(|m| m.replace(true)));
     build()
+}
+
+thread_local! {
+    /// Families an embedding program adds (`embed::Runner`); see [`with_extra_families`].
+    static EXTRA: std::cell::RefCell<Vec<crate::embed::FamilyBuilder>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with `families` registered, after the shipped ones, in every engine built for a
+/// run meanwhile.
+pub fn with_extra_families<T>(
+    families: Vec<crate::embed::FamilyBuilder>,
+    f: impl FnOnce() -> T,
+) -> T {
+    /// Restores the previous set even if `f` panics.
+    struct Restore(Vec<crate::embed::FamilyBuilder>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXTRA.with(|e| *e.borrow_mut() = std::mem::take(&mut self.0));
+        }
+    }
+    let _restore = Restore(EXTRA.with(|e| e.replace(families)));
+    f()
 }
 
 fn metadata_wanted() -> bool {
@@ -105,7 +129,14 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
         git::family(ctx),
         config::family(ctx),
         validate::family(ctx),
+        time::family(ctx),
+        notify::family(ctx),
     ] {
+        engine.register_static_module(family.name, family.module.into());
+    }
+    let extra = EXTRA.with(|e| e.borrow().clone());
+    for build in extra {
+        let family = build(ctx);
         engine.register_static_module(family.name, family.module.into());
     }
     validate::register_types(engine);
@@ -113,7 +144,9 @@ pub fn register_all(engine: &mut Engine, ctx: &Ctx) {
 }
 
 /// The names of the registered families, for `runbook check`.
-pub const FAMILIES: &[&str] = &["registry", "fs", "process", "git", "config", "validate"];
+pub const FAMILIES: &[&str] = &[
+    "registry", "fs", "process", "git", "config", "validate", "time", "notify",
+];
 
 /// `registration` with its parameter names and doc comment when metadata is wanted.
 fn documented(registration: FuncRegistration, params: &[&str], comment: &str) -> FuncRegistration {

@@ -10,7 +10,7 @@
 
 use super::{Family, RhaiResult};
 use crate::context::{Ctx, RunContext};
-use crate::effects::{check_identity, is_alive, Effect, Record};
+use crate::effects::{check_identity, is_alive, usage, Effect, Record};
 use crate::error::{Error, Result};
 use rhai::{Dynamic, Map, NativeCallContext};
 use serde_json::json;
@@ -158,6 +158,31 @@ pub fn family(ctx: &Ctx) -> Family {
                 return Err(bad("`expect` is empty; name the job, such as `sl_model_training`".into()));
             }
             stop(&c, pidfile, Duration::from_secs_f64(secs), expect.as_deref()).map_err(|e| c.fail_at(&call, e))
+        },
+    );
+    let c = ctx.clone();
+    f.add(
+        "usage",
+        &["pidfile: &str", "Dynamic"],
+        "What the process named in `pidfile` uses, for the post-rollback stability check (plan §5.1): `#{ pid, rss_mb, cpu_percent }` (resident memory in MiB; CPU time over its lifetime as a percentage of one core, as `ps` shows it), or `()` when there is no pid file or the process is not running. Reads only.\n```rhai\nlet u = process::usage(\"run/sl_model_serving.pid\");\nif u != () { assert(u.rss_mb < 4096, `serving uses ${u.rss_mb} MiB`); }\n```",
+        move |call: NativeCallContext, pidfile: &str| -> RhaiResult<Dynamic> {
+            let Some((rel, pid)) = read_pid(&c, pidfile).map_err(|e| c.fail_at(&call, e))? else {
+                return Ok(Dynamic::UNIT);
+            };
+            let Some(u) = (if is_alive(pid) { usage(pid) } else { None }) else {
+                return Ok(Dynamic::UNIT);
+            };
+            let rss_mb = u.rss_bytes as f64 / 1048576.0;
+            c.ws.check(Record::new(
+                "process.usage",
+                json!({"pidfile": rel.as_str(), "pid": pid}),
+                format!("pid {pid} from `{rel}` uses {rss_mb:.1} MiB, {:.1}% CPU", u.cpu_percent),
+            ).with_result(json!({"rss_mb": rss_mb, "cpu_percent": u.cpu_percent})));
+            let mut m = Map::new();
+            m.insert("pid".into(), (pid as i64).into());
+            m.insert("rss_mb".into(), rss_mb.into());
+            m.insert("cpu_percent".into(), u.cpu_percent.into());
+            Ok(m.into())
         },
     );
     let c = ctx.clone();

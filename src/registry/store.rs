@@ -89,9 +89,10 @@ impl StoreConfig {
             return Err(bad("must be a mapping with a `registry` section".into()));
         };
         for key in top.keys() {
-            if key != "registry" {
+            // `commands` and `notify` belong to the effect door; they are read there.
+            if !matches!(key.as_str(), "registry" | "commands" | "notify") {
                 return Err(bad(format!(
-                    "unknown section `{key}`; the known one is `registry`"
+                    "unknown section `{key}`; the known ones are `registry`, `commands` and `notify`"
                 )));
             }
         }

@@ -115,7 +115,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<RunOutcome> {
     let doc = read_plan(&opts.plan)?;
     let name = opts.plan.display().to_string();
     let file = PathBuf::from(doc["runbook"]["path"].as_str().unwrap_or_default());
-    let text = std::fs::read_to_string(&file).map_err(|e| Error::Plan {
+    let text = super::source::read_text(&file).map_err(|e| Error::Plan {
         plan: name.clone(),
         message: format!(
             "cannot read its runbook `{}`: {e}; nothing was changed",
@@ -154,6 +154,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<RunOutcome> {
         durability: Durability::EndOfRun,
         force: false,
         no_exec: false,
+        report: None,
     };
     let mut hooks = Applying {
         name,

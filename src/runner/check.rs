@@ -14,25 +14,71 @@ pub(crate) type FnTable = BTreeMap<String, Vec<usize>>;
 
 /// What `check` found out about a runbook that is fine.
 pub struct Checked {
-    pub header: Header,
+    /// `None` for a helper module (a file under `lib/` without a header).
+    pub header: Option<Header>,
     pub steps: usize,
+    /// The functions a helper module defines.
+    pub functions: usize,
+}
+
+/// Whether `path` is a helper module: a file in a `lib/` directory whose text has no `//!`
+/// header. Those are checked like imported modules; runbooks need a header.
+fn is_helper(path: &Path, text: &str) -> bool {
+    let in_lib = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "lib");
+    in_lib
+        && !text
+            .lines()
+            .map(str::trim_start)
+            .find(|l| !l.is_empty())
+            .is_some_and(|l| l.starts_with("//!"))
 }
 
 /// Parse and check a runbook without running it: header, syntax, and calls to primitives
 /// (`family::function`) or imported modules that do not exist.
 pub fn check(path: &Path) -> Result<Checked> {
-    let loaded = load(path)?;
+    // A name that is no file is found as `runbook run` finds it, from the current directory.
+    let path = &super::source::find(path, Path::new("."))?;
     let dir = runbooks_dir(path);
     let mut checker = Checker {
         known: super::known_functions(),
-        resolver: engine::SandboxedResolver::new(&dir),
+        resolver: engine::SandboxedResolver::new(&dir).or_in(Path::new("runbooks")),
         compiler: engine::compiler(&dir),
         visited: std::collections::HashSet::new(),
+        params: None,
     };
+    if let Ok(text) = super::source::read_text(path) {
+        if is_helper(path, &text) {
+            // A helper module: its imports resolve relative to itself, as when imported.
+            let display = path.display().to_string();
+            let ast = compile(&checker.compiler, &display, &text)?;
+            let source = std::fs::canonicalize(path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| display.clone());
+            let steps = checker.check_ast(&ast, &display, &text, Some(&source))?;
+            return Ok(Checked {
+                header: None,
+                steps,
+                functions: ast.iter_functions().count(),
+            });
+        }
+    }
+    let loaded = load(path)?;
+    checker.params = Some(
+        loaded
+            .header
+            .params
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+    );
     let steps = checker.check_ast(&loaded.ast, &loaded.display, &loaded.text, None)?;
     Ok(Checked {
-        header: loaded.header,
+        header: Some(loaded.header),
         steps,
+        functions: loaded.ast.iter_functions().count(),
     })
 }
 
@@ -44,6 +90,25 @@ struct Checker {
     compiler: rhai::Engine,
     /// Modules already checked (an import graph may share or repeat them).
     visited: std::collections::HashSet<PathBuf>,
+    /// The parameters the runbook's header declares (`params.x` must be one of them).
+    params: Option<Vec<String>>,
+}
+
+/// The `x` of `params.x` (also at the head of `params.x.y` or `params.x.len()`).
+fn params_field(dot: &rhai::BinaryExpr) -> Option<(&str, rhai::Position)> {
+    use rhai::Expr;
+    match &dot.lhs {
+        Expr::Variable(v, _, _) if v.1 == "params" && v.2.is_empty() => {}
+        _ => return None,
+    }
+    let prop = match &dot.rhs {
+        Expr::Dot(inner, _, _) => &inner.lhs,
+        other => other,
+    };
+    match prop {
+        Expr::Property(p, pos) => Some((p.2.as_str(), *pos)),
+        _ => None,
+    }
 }
 
 impl Checker {
@@ -68,7 +133,7 @@ impl Checker {
                     if let Expr::StringConstant(p, pos) = expr {
                         match self.resolver.locate(source, p) {
                             Ok(file) => {
-                                let fns = self.compiler.compile_file(file.clone()).ok().map(|m| {
+                                let fns = super::source::read_text(&file).ok().and_then(|t| self.compiler.compile(t).ok()).map(|m| {
                                     let mut t = FnTable::new();
                                     for f in m.iter_functions() {
                                         t.entry(f.name.to_string()).or_default().push(f.params.len());
@@ -83,6 +148,20 @@ impl Checker {
                     }
                 }
                 Some(ASTNode::Expr(Expr::Custom(c, _))) if c.tokens.first().is_some_and(|t| t == "step") => steps += 1,
+                // Only the runbook itself sees `params`: a function or module has its own scope.
+                Some(ASTNode::Expr(Expr::Dot(dot, _, _))) if source.is_none() => {
+                    if let (Some(declared), Some((field, pos))) = (&self.params, params_field(dot)) {
+                        if !declared.iter().any(|d| d == field) {
+                            let names: Vec<&str> = declared.iter().map(String::as_str).collect();
+                            let hint = match crate::header::suggest(field, &names) {
+                                Some(s) => format!("; did you mean `params.{s}`?"),
+                                None if names.is_empty() => "; it declares none (add `//! param NAME: TYPE -- DESCRIPTION`)".to_string(),
+                                None => format!("; it declares {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+                            };
+                            problems.push((pos, format!("`params.{field}` is not a parameter the header declares{hint}")));
+                        }
+                    }
+                }
                 Some(ASTNode::Expr(Expr::FnCall(call, pos))) | Some(ASTNode::Stmt(Stmt::FnCall(call, pos)))
                     if !call.namespace.is_empty() =>
                 {
@@ -125,7 +204,7 @@ impl Checker {
             }
             let shown = file.display().to_string();
             let text =
-                std::fs::read_to_string(&file).map_err(|e| Error::io(shown.clone(), "read", e))?;
+                super::source::read_text(&file).map_err(|e| Error::io(shown.clone(), "read", e))?;
             let ast = compile(&self.compiler, &shown, &text)?;
             self.check_ast(&ast, &shown, &text, Some(&shown))?;
         }

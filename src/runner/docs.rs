@@ -49,6 +49,108 @@ fn build_known_functions() -> BTreeMap<String, FnTable> {
     out
 }
 
+/// The signatures of the primitive `family::name` as the reference documents them
+/// (`production(name: &str) -> Dynamic`), for error messages; empty for anything else.
+pub(crate) fn signatures(qualified: &str) -> Vec<String> {
+    static SIGS: std::sync::OnceLock<BTreeMap<String, Vec<String>>> = std::sync::OnceLock::new();
+    let table = SIGS.get_or_init(|| {
+        let meta = metadata();
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Some(modules) = meta["modules"].as_object() {
+            for (mname, m) in modules {
+                for f in m["functions"].as_array().into_iter().flatten() {
+                    let name = f["name"].as_str().unwrap_or_default();
+                    out.entry(format!("{mname}::{name}"))
+                        .or_default()
+                        .push(f["signature"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+        out
+    });
+    table.get(qualified).cloned().unwrap_or_default()
+}
+
+/// A script's name for a Rust type in Rhai's "function not found" message.
+fn script_type(rust: &str) -> &str {
+    match rust.trim() {
+        "i64" | "i32" | "INT" => "int",
+        "f64" | "f32" | "FLOAT" => "float",
+        "ImmutableString" | "String" | "&str" | "string" => "string",
+        "()" => "()",
+        "Array" | "array" => "array",
+        "Map" | "map" => "map",
+        other => other,
+    }
+}
+
+/// What `Function not found: registry::production (i64)` should say: the primitive, the
+/// types it takes and the types it was given. `None` when `sig` is no primitive's.
+pub(crate) fn explain_not_found(sig: &str) -> Option<String> {
+    let (name, args) = sig.split_once(" (")?;
+    let known = signatures(name.trim());
+    if known.is_empty() {
+        return None;
+    }
+    let given: Vec<&str> = args
+        .strip_suffix(')')
+        .unwrap_or(args)
+        .split(',')
+        .map(script_type)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let family = name.split("::").next().unwrap_or_default();
+    let takes: Vec<String> = known
+        .iter()
+        .map(|s| {
+            let s = s
+                .replace("&str", "string")
+                .replace("i64", "int")
+                .replace("f64", "float");
+            format!("`{family}::{s}`")
+        })
+        .collect();
+    let mut msg = format!(
+        "`{name}` cannot take ({}); it takes {}",
+        given.join(", "),
+        takes.join(" or ")
+    );
+    if given.contains(&"()") {
+        msg.push_str("; a `()` argument is usually a `params.` field the header does not declare or a variable that was never set (`runbook check` names undeclared parameters)");
+    }
+    Some(msg)
+}
+
+/// What `registry::production`, `previous`, `get` and `versions` return: the entry as the
+/// store holds it, a map. The rules (`registry/mod.rs`) read the first six fields.
+const REGISTRY_ENTRY: &str = "
+## Registry entries
+
+`registry::production`, `registry::previous` and `registry::get` return one entry, a map
+(or `()` when there is none); `registry::versions` returns an array of them. Every field
+of the stored entry is there; these are the ones runbook reads and writes:
+
+| field | type | meaning |
+|---|---|---|
+| `name` | string | the model, such as `sl_forecaster` |
+| `version` | string | the version, such as `v4` (letters, digits, `.`, `_`, `-`, `+`) |
+| `model_path` | string | the model file, relative to the workspace |
+| `status` | string | `production`, `superseded` (a previous production version), `archived` or `staging` |
+| `is_production` | bool | true for the one production version |
+| `promoted_at` | string | RFC 3339, when it last became production (`registry::previous` takes the latest superseded) |
+| `created_at` | string | RFC 3339, when it was registered |
+| `metrics` | map | what training recorded, such as `#{ val_mse: 0.0016 }` (the MLflow store: the `metric.*` tags) |
+
+```rhai
+let prod = registry::production(\"sl_forecaster\");
+print(`${prod.version} at ${prod.model_path}, ${prod.status}, promoted ${prod.promoted_at}`);
+```
+
+Types in signatures: `&str`/`String` is a string, `i64` an int, `f64` a float, `Map` a map
+(`#{ .. }`), `Array` an array, `Dynamic` any value (a map or `()` for an entry),
+`()` nothing.
+";
+
 /// The reference of every primitive, generated from the engine's registrations.
 pub fn docs() -> String {
     let meta = metadata();
@@ -91,6 +193,7 @@ pub fn docs() -> String {
             );
         }
     }
+    out.push_str(REGISTRY_ENTRY);
     // Global functions are either plain globals or belong to a type the primitives return
     // (a property getter `get$name`, or a method taking the value as `&mut Type`).
     let globals = meta["functions"]
@@ -150,5 +253,7 @@ mod tests {
             "{d}"
         );
         assert!(d.contains("```rhai"));
+        assert!(d.contains("## Registry entries"), "{d}");
+        assert!(d.contains("| `model_path` | string |"), "{d}");
     }
 }

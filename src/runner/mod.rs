@@ -12,14 +12,16 @@ mod json;
 mod list;
 pub mod log;
 mod plan;
+pub mod report;
 pub mod review;
 mod run;
+pub mod source;
 pub mod view;
 
 pub use apply::{apply, read_plan, ApplyOptions};
 pub use check::{check, Checked};
 pub use docs::docs;
-pub(crate) use docs::known_functions;
+pub(crate) use docs::{explain_not_found, known_functions};
 pub use list::{describe_default, list, Listed};
 pub use plan::{plan, PlanOptions};
 pub use run::{
@@ -42,6 +44,9 @@ pub struct Loaded {
 }
 
 pub(crate) fn runbooks_dir(path: &Path) -> PathBuf {
+    if source::is_shipped(path) {
+        return PathBuf::from(source::SHIPPED_PREFIX);
+    }
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -64,7 +69,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// Read a runbook and parse its header.
 pub(crate) fn read_runbook(path: &Path) -> Result<(String, String, Header)> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let text = source::read_text(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Usage(format!(
             "runbook `{display}` does not exist; `runbook list` shows the runbooks in `runbooks/`"
         )),

@@ -60,7 +60,12 @@ impl Hooks for Recording {
             .iter()
             .map(|(k, v)| (k.clone(), v.to_json()))
             .collect();
-        let path = std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone());
+        // A shipped runbook keeps its `shipped:NAME` name: apply reads it from the binary.
+        let path = if super::source::is_shipped(&loaded.path) {
+            loaded.path.clone()
+        } else {
+            std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone())
+        };
         let (steps, effects) = steps_and_effects(&recorded.events);
         self.doc = Some(json!({
             "plan_format": PLAN_FORMAT,
@@ -102,6 +107,7 @@ pub fn plan(opts: &PlanOptions) -> Result<Value> {
         durability: Durability::EndOfRun,
         force: false,
         no_exec: opts.no_exec,
+        report: None,
     };
     let mut rec = Recording {
         given: opts.file.display().to_string(),

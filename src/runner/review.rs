@@ -47,7 +47,8 @@ pub fn check_json(files: &[std::path::PathBuf]) -> Result<i32> {
         .map(|f| match super::check(f) {
             Ok(c) => serde_json::json!({
                 "file": f.display().to_string(), "ok": true,
-                "header": super::json::header(&c.header), "steps": c.steps, "error": null,
+                "header": c.header.as_ref().map(super::json::header), "steps": c.steps,
+                "functions": c.functions, "error": null,
             }),
             Err(e) => {
                 failed += 1;
@@ -173,6 +174,8 @@ pub fn run_command(mut opts: super::RunOptions, extras: RunExtras) -> Result<i32
         opts.console = crate::effects::Console::Quiet;
     }
     if !opts.dry_run {
+        // By name as `run` finds it: a file, the workspace's `runbooks/`, the shipped ones.
+        opts.file = super::source::find(&opts.file, &opts.workspace)?;
         let (display, _, header) = super::read_runbook(&opts.file)?;
         let by_header = header
             .extra

@@ -10,7 +10,7 @@ use crate::error::{Error, Location, Result};
 use crate::header::params_map;
 use rhai::{EvalAltResult, Scope};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Refuse every command a runbook would start.
     pub no_exec: bool,
+    /// After the run, write its Markdown report here (see `report.rs`); outside the workspace.
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +39,7 @@ pub struct RunOutcome {
 }
 
 /// A run id that sorts by time and does not collide between runs in the same second.
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_subsec_nanos();
     let salt = (std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos as u64;
@@ -106,7 +108,7 @@ pub fn resume(
                 .collect()
         })
         .unwrap_or_default();
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    let text = super::source::read_text(&file).map_err(|e| {
         Error::Usage(format!(
             "cannot read the runbook of run `{run_id}`, `{}`: {e}",
             file.display()
@@ -134,6 +136,7 @@ pub fn resume(
         durability,
         force,
         no_exec: false,
+        report: None,
     };
     drop(probe);
     execute(&opts, Some(logged))
@@ -160,7 +163,16 @@ pub(super) fn execute_with(
     hooks: &mut dyn super::hooks::Hooks,
 ) -> Result<RunOutcome> {
     // Everything that can be wrong with the script or its parameters is found before the
-    // workspace is touched; only then does the run log start.
+    // workspace is touched; only then does the run log start. A name that is no file is
+    // looked up in the workspace's `runbooks/`, then among the shipped runbooks.
+    let found = super::source::find(&opts.file, &opts.workspace)?;
+    if let Some(out) = &opts.report {
+        super::report::check_target(out, &opts.workspace)?;
+    }
+    let opts = &RunOptions {
+        file: found,
+        ..opts.clone()
+    };
     let (display, text, header) = read_runbook(&opts.file)?;
     let params = header.resolve_params(&opts.params)?;
     let run_id = match &resuming {
@@ -252,6 +264,7 @@ pub(super) fn execute_with(
     scope.push_constant("RUN_ID", run_id.clone());
 
     let result = engine.run_ast_with_scope(&mut scope, &loaded.ast);
+    let report_log = log_path.clone();
     let outcome = RunOutcome { run_id, log_path };
     let result = match result.map(|()| hooks.end(&ctx, &loaded)) {
         Ok(Ok(())) => {
@@ -283,6 +296,9 @@ pub(super) fn execute_with(
         ctx.ws.end_real();
     }
     flushed?;
+    if let (Some(out), Some(log)) = (&opts.report, &report_log) {
+        super::report::write(out, &root, log)?;
+    }
     if LEAVE_AT_EXIT.load(std::sync::atomic::Ordering::Relaxed) {
         // The process ends right after this run: freeing the engine (every registered
         // function, the packages' tables), the AST and the scope would only make it wait
@@ -448,7 +464,7 @@ fn locate(err: &EvalAltResult, loaded: &Loaded) -> Option<Box<Location>> {
     let column = pos.position().unwrap_or(1);
     match source {
         Some(src) if src != loaded.display => {
-            let text = std::fs::read_to_string(&src).unwrap_or_default();
+            let text = super::source::read_text(Path::new(&src)).unwrap_or_default();
             let mut loc = location_in(&src, &text, line, column);
             // The runbook line that led into the imported code.
             if let (Some(l), Some(c)) = (err.position().line(), err.position().position()) {

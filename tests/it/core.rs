@@ -151,7 +151,7 @@ fn run_log_has_every_event_and_field() {
     let first = &log[0];
     assert_eq!(first["event"], "run_start");
     assert_eq!(first["name"], "full_rollback");
-    assert_eq!(first["version"], "1.4.0");
+    assert_eq!(first["version"], "1.5.0");
     assert_eq!(first["params"]["model"], "sl_forecaster");
     assert_eq!(first["runbook"], full_rollback());
     let text = std::fs::read(full_rollback()).unwrap();
@@ -219,7 +219,7 @@ fn malformed_registry_fails_with_position_and_is_left_unchanged() {
         // The error points into the helper that read the registry, and at the runbook line
         // that called it.
         .stderr_has("runbooks/lib/models.rhai:")
-        .stderr_has("registry::production(model)")
+        .stderr_has("registry::check()")
         .stderr_has("= called from ");
     assert!(
         out.stderr
@@ -562,7 +562,7 @@ fn list_and_docs_describe_runbooks_and_primitives() {
         .arg(&dir)
         .run()
         .success()
-        .stdout_has("full_rollback 1.4.0")
+        .stdout_has("full_rollback 1.5.0")
         .stdout_has("--param model=<string>  default sl_forecaster");
     let docs = ws.runbook(&["docs"]).run().success();
     for needle in [

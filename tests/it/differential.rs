@@ -101,7 +101,11 @@ fn base() -> Ws {
 /// Run `runbook` (a file path) with `params` for real on one copy of `base` and dry on
 /// another, and require that both agree. Returns the real run's exit code.
 fn differential(name: &str, runbook: &str, params: &[&str]) -> i32 {
-    let base = base();
+    differential_from(base(), name, runbook, params)
+}
+
+/// [`differential`] from a workspace prepared by the caller.
+fn differential_from(base: Ws, name: &str, runbook: &str, params: &[&str]) -> i32 {
     let norm = Normaliser::new(&base);
     let real = base.copy();
     let dry = base.copy();
@@ -416,6 +420,17 @@ git::checkout("HEAD", "src/sl/models/");
 fs::write("obs/dirty2.txt", `${git::dirty("src/")}`);
 "#,
     ),
+    (
+        "notify_to_a_file_and_time",
+        r#"
+fs::write("runbook.yaml", "notify:\n  - {type: file, path: notes/notify.log}\n  - {type: print}\n");
+let r = notify::send("rolling back", #{ model: "sl_forecaster" });
+// `sent` differs by nature: a dry run sends nothing.
+fs::write("obs/sent.txt", `${r.failed.len()} ${notify::sinks()}`);
+fs::write("obs/log.txt", `${fs::exists("notes/notify.log")} ${fs::size("notes").files}`);
+fs::write("obs/time.txt", `${time::duration("1h30m")} ${time::age("backup_timestamp.txt") > 0}`);
+"#,
+    ),
 ];
 
 #[test]
@@ -440,6 +455,9 @@ fn shipped_runbooks_agree_real_and_dry() {
         ("restore_config.rhai", &[][..]),
         ("revert_code.rhai", &[][..]),
         ("version_control.rhai", &["tag=sl-v1.1"][..]),
+        ("create_backup.rhai", &[][..]),
+        ("revert_model.rhai", &["from=v3"][..]),
+        ("rollback_checklist.rhai", &["from=v3"][..]),
     ] {
         let code = differential(runbook, &shipped(runbook), params);
         assert_eq!(code, 0, "{runbook} failed");
@@ -459,4 +477,21 @@ fs::write("b.txt", "b");
 "#,
     );
     assert_eq!(differential("fails_midway", &path, &[]), 1);
+}
+
+/// The runbooks that follow a revert (§3.2, §5) start from a workspace where v3 is archived
+/// and v2 is production, as `revert_model` leaves it.
+#[test]
+fn runbooks_after_a_revert_agree_real_and_dry() {
+    for (runbook, params) in [
+        ("remove_model_files.rhai", &["version=v3"][..]),
+        ("post_rollback_checks.rhai", &[][..]),
+    ] {
+        let ws = base();
+        ws.runbook(&["run", &shipped("revert_model.rhai"), "-q"])
+            .run()
+            .success();
+        let code = differential_from(ws, runbook, &shipped(runbook), params);
+        assert_eq!(code, 0, "{runbook} failed");
+    }
 }

@@ -704,8 +704,8 @@ fn with_confirm_header(ws: &Ws) {
     ws.write(
         "runbooks/full_rollback.rhai",
         &rb.replacen(
-            "//! version: 1.4.0\n",
-            "//! version: 1.4.0\n//! confirm: true\n",
+            "//! version: 1.5.0\n",
+            "//! version: 1.5.0\n//! confirm: true\n",
             1,
         ),
     );
@@ -876,7 +876,7 @@ fn view_shows_the_procedure_without_running_it() {
         .run()
         .success()
         .stdout;
-    assert!(out.starts_with("full_rollback 1.4.0\n"), "{out}");
+    assert!(out.starts_with("full_rollback 1.5.0\n"), "{out}");
     assert!(out.contains("  pidfile (string, default run/sl_model_training.pid): pid file the training job writes\n"), "{out}");
     assert!(
         out.contains(
