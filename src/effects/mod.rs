@@ -532,6 +532,29 @@ impl Workspace {
         self.touched_dirs
             .borrow_mut()
             .insert(rel.parent().unwrap_or_default());
+        self.relist(rel);
+    }
+
+    /// Keep the cached listings true after the run changed `rel`: its entry in its
+    /// parent's listing as the disk has it now (one `lstat`), and no listing of anything
+    /// at or below it (a directory moved or made). Re-listing `models/` after each removal
+    /// was most of a 10,000-version rollback's time.
+    fn relist(&self, rel: &RelPath) {
+        let mut listings = self.listings.borrow_mut();
+        if listings.is_empty() {
+            return;
+        }
+        listings.retain(|dir, _| !(dir == rel || dir.as_str().starts_with(&format!("{rel}/"))));
+        let parent = rel.parent().unwrap_or_default();
+        let Some(listed) = listings.get_mut(&parent) else {
+            return;
+        };
+        let name = rel.file_name();
+        let entries = std::rc::Rc::make_mut(listed);
+        entries.retain(|(n, _)| n != name);
+        if let Ok(st) = self.root.lstat(rel) {
+            entries.push((name.to_string(), sandbox::kind(&st)));
+        }
     }
 
     // ----- sandbox ---------------------------------------------------------------------
@@ -936,10 +959,13 @@ impl Workspace {
         self.current.set(Some(seq));
         let outcome = self.apply(effect);
         self.current.set(None);
-        // What was resolved or listed before may be different now (a directory made, a
-        // file moved).
+        // What was resolved before may lead elsewhere now (a directory made, a file
+        // moved). Listings are kept true change by change (`relist`), except after a git
+        // command or a notification command, which may change any file.
         self.resolved.borrow_mut().clear();
-        self.listings.borrow_mut().clear();
+        if matches!(kind, ActionKind::Git | ActionKind::Notification) {
+            self.listings.borrow_mut().clear();
+        }
         let outcome = outcome?;
         if is_mkdir && !outcome.made {
             return Ok(outcome);
@@ -1567,6 +1593,8 @@ impl Workspace {
         run: Predictor<'_>,
         describe: impl FnOnce(f64) -> Record,
     ) -> Result<ndarray::Array1<f64>> {
+        // A predictor allowed to run unconfined may change any file.
+        self.listings.borrow_mut().clear();
         let policy = self.command_policy()?;
         let started = std::time::Instant::now();
         let values = command::predict(
@@ -1675,6 +1703,52 @@ mod tests {
 
     fn record(_: &Outcome) -> Record {
         Record::new("test", Value::Null, "test")
+    }
+
+    #[test]
+    fn cached_listings_follow_the_runs_own_changes_and_moved_directories() {
+        let (_dir, w) = ws(false);
+        let names = |w: &Workspace, pattern: &str| -> Vec<String> {
+            w.glob(pattern)
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect()
+        };
+        assert_eq!(names(&w, "models/*"), ["models/a.json", "models/archive"]);
+        assert_eq!(names(&w, "models/archive/*"), ["models/archive/old.bin"]);
+        w.perform(
+            Effect::Write {
+                path: rel(&w, "models/b.json"),
+                bytes: b"B".to_vec(),
+            },
+            record,
+        )
+        .unwrap();
+        w.perform(
+            Effect::Remove {
+                path: rel(&w, "models/a.json"),
+            },
+            record,
+        )
+        .unwrap();
+        assert_eq!(names(&w, "models/*"), ["models/archive", "models/b.json"]);
+        // A directory moved away takes its cached listing with it.
+        w.perform(
+            Effect::Move {
+                src: rel(&w, "models/archive"),
+                dst: rel(&w, "old"),
+            },
+            record,
+        )
+        .unwrap();
+        assert_eq!(names(&w, "models/*"), ["models/b.json"]);
+        assert!(names(&w, "models/archive/*").is_empty());
+        assert_eq!(names(&w, "old/*"), ["old/old.bin"]);
+        assert_eq!(
+            w.exist_all(&["models/a.json", "models/b.json"]),
+            [false, true]
+        );
     }
 
     #[test]
