@@ -306,6 +306,8 @@ pub struct Workspace {
     /// refused, never followed. A path asked about many times (the registry file, a model
     /// file) costs one walk instead of one per question, a third of a small run's syscalls.
     resolved: RefCell<HashMap<(String, bool), RelPath>>,
+    /// Set by [`Workspace::hold_remote`].
+    holds_remote: std::cell::Cell<bool>,
     /// Directory listings since this run last changed the disk, by canonical path: globs
     /// and `exist_all` over a directory of 100,000 files list it once, not once each. Like
     /// `resolved`, names only; every open still goes through the sandbox.
@@ -364,6 +366,7 @@ impl Workspace {
             run_id: run_id.to_string(),
             overlay: Overlay::default(),
             resolved: RefCell::new(HashMap::new()),
+            holds_remote: std::cell::Cell::new(false),
             listings: RefCell::new(HashMap::new()),
             durability: Durability::EndOfRun,
             journal: Journal::without_log(run_id, dry_run, console),
@@ -419,7 +422,15 @@ impl Workspace {
         if self.simulating() {
             return Ok(None);
         }
+        self.holds_remote.set(true);
         take().map(Some)
+    }
+
+    /// Whether this run took something outside that it gives back when its holder is
+    /// dropped (the registry server's lock): then the run's engine must be dropped, not
+    /// left to the process's exit.
+    pub fn holds_remote(&self) -> bool {
+        self.holds_remote.get()
     }
 
     /// Keep a file fetched from outside (a model artifact a registry server serves) under

@@ -299,7 +299,9 @@ pub(super) fn execute_with(
     if let (Some(out), Some(log)) = (&opts.report, &report_log) {
         super::report::write(out, &root, log)?;
     }
-    if LEAVE_AT_EXIT.load(std::sync::atomic::Ordering::Relaxed) {
+    // Not when the run holds a registry server's lock: its store gives it back when
+    // dropped, and the engine owns the store.
+    if LEAVE_AT_EXIT.load(std::sync::atomic::Ordering::Relaxed) && !ctx.ws.holds_remote() {
         // The process ends right after this run: freeing the engine (every registered
         // function, the packages' tables), the AST and the scope would only make it wait
         // (about 0.2 ms, 4% of a small rollback). Nothing in them is unwritten: the log is
