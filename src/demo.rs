@@ -425,14 +425,15 @@ pub fn demo(dir: Option<PathBuf>, size: Size, dry_run: bool, no_run: bool) -> Re
             ),
         ]
     };
-    let width = hints.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
     outln!(
         "{}next:\n  cd {}",
         if no_run { "" } else { "\n" },
         root.display()
     );
+    // The reason above each command, not beside it: one long command would push every
+    // comment off the screen, and each command stays a line to copy as it is.
     for (command, why) in hints {
-        outln!("  {command:width$}   # {why}");
+        outln!("  # {why}\n  {command}");
     }
     Ok(0)
 }
