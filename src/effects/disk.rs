@@ -557,8 +557,13 @@ pub fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<(RelPath, bool)>) {
 /// anything, and a directory is listed only where a component has wildcards, so
 /// `models/sl_model_v5.*` costs one listing of `models/`. From a `**` on, everything below
 /// is listed once and matched whole. Links are matched by name but never descended through.
-/// The entries of one directory, shared: see [`glob`]'s `list`.
-pub type Listing = std::rc::Rc<Vec<(String, FileType)>>;
+/// The entries of one directory by name, shared: see [`glob`]'s `list`.
+pub type Listing = std::rc::Rc<std::collections::HashMap<String, FileType>>;
+
+/// [`list`] as a [`Listing`].
+pub fn listing(root: &Root, rel: &RelPath) -> io::Result<Listing> {
+    Ok(std::rc::Rc::new(list(root, rel)?.into_iter().collect()))
+}
 
 /// Expand `pattern` against the disk, one component at a time. `list` gives a directory's
 /// entries: the workspace passes its per-run cache, so however many globs a run makes over
@@ -595,6 +600,7 @@ pub fn glob(
                     .filter(|p| !p.is_root() && compiled.matches_with(p.as_str(), opts))
                     .cloned(),
             );
+            out.sort();
             return Ok(out);
         }
         let mut next = Vec::new();
@@ -630,5 +636,8 @@ pub fn glob(
             break;
         }
     }
-    Ok(frontier.into_iter().filter(|p| !p.is_root()).collect())
+    // Sorted: a listing is a map, and a plan's fingerprint must not depend on its order.
+    let mut out: Vec<RelPath> = frontier.into_iter().filter(|p| !p.is_root()).collect();
+    out.sort();
+    Ok(out)
 }

@@ -555,17 +555,17 @@ impl Workspace {
         if listings.is_empty() {
             return;
         }
-        listings.retain(|dir, _| !(dir == rel || dir.as_str().starts_with(&format!("{rel}/"))));
+        let below = format!("{rel}/");
+        listings.retain(|dir, _| !(dir == rel || dir.as_str().starts_with(&below)));
         let parent = rel.parent().unwrap_or_default();
         let Some(listed) = listings.get_mut(&parent) else {
             return;
         };
-        let name = rel.file_name();
         let entries = std::rc::Rc::make_mut(listed);
-        entries.retain(|(n, _)| n != name);
-        if let Ok(st) = self.root.lstat(rel) {
-            entries.push((name.to_string(), sandbox::kind(&st)));
-        }
+        match self.root.lstat(rel) {
+            Ok(st) => entries.insert(rel.file_name().to_string(), sandbox::kind(&st)),
+            Err(_) => entries.remove(rel.file_name()),
+        };
     }
 
     // ----- sandbox ---------------------------------------------------------------------
@@ -728,7 +728,7 @@ impl Workspace {
     /// file: a registry of 10,000 versions asks about 10,000 files in one directory.
     pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
         self.note_paths(paths);
-        type Listing = Option<(RelPath, HashMap<String, rustix::fs::FileType>)>;
+        type Listing = Option<(RelPath, disk::Listing)>;
         let mut listings: HashMap<Option<RelPath>, Listing> = HashMap::new();
         paths
             .iter()
@@ -740,8 +740,7 @@ impl Workspace {
                 let listing = listings.entry(parent.clone()).or_insert_with(|| {
                     let dir = parent.clone().unwrap_or_default();
                     let canon = self.root.canonical(&dir, true).ok()?;
-                    let entries = self.list_disk(&canon).ok()?;
-                    Some((canon, entries.iter().cloned().collect()))
+                    Some((canon.clone(), self.list_disk(&canon).ok()?))
                 });
                 let Some((canon_parent, names)) = listing.as_ref() else {
                     return self
@@ -774,7 +773,7 @@ impl Workspace {
         if let Some(hit) = self.listings.borrow().get(dir) {
             return Ok(hit.clone());
         }
-        let listed: disk::Listing = std::rc::Rc::new(disk::list(&self.root, dir)?);
+        let listed = disk::listing(&self.root, dir)?;
         self.listings
             .borrow_mut()
             .insert(dir.clone(), listed.clone());

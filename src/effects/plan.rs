@@ -443,7 +443,7 @@ impl Workspace {
             let paths: Vec<String> = match glob::Pattern::new(g) {
                 // Listed afresh, not from the run's cache: this is the disk as it is now.
                 Ok(compiled) => disk::glob(&self.root, g, &compiled, opts, &|d: &RelPath| {
-                    disk::list(&self.root, d).map(std::rc::Rc::new)
+                    disk::listing(&self.root, d)
                 })
                 .unwrap_or_default()
                 .into_iter()

@@ -100,17 +100,8 @@ pub fn run_detail(events: &[Value]) -> Value {
 /// starting.
 pub fn run_report(log: Option<&Path>, error: Option<&Error>) -> Value {
     let events = log.map(read_events).unwrap_or_default();
-    let start = events
-        .iter()
-        .find(|e| e["event"] == "run_start")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let end = events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "run_end")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let (start, end) = super::log::start_and_end(&events);
+    let end = end.unwrap_or(Value::Null);
     let status = match (&end["status"], error) {
         (Value::String(s), _) => s.clone(),
         (_, Some(_)) => "error".into(),

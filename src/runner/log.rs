@@ -45,16 +45,7 @@ pub fn runs(workspace: &Path) -> Result<Vec<RunSummary>> {
         .into_iter()
         .map(|id| {
             let events = read_events(&dir.join(format!("{id}.jsonl")));
-            let start = events
-                .iter()
-                .find(|e| e["event"] == "run_start")
-                .cloned()
-                .unwrap_or(Value::Null);
-            let end = events
-                .iter()
-                .rev()
-                .find(|e| e["event"] == "run_end")
-                .cloned();
+            let (start, end) = start_and_end(&events);
             let changes = events
                 .iter()
                 .filter(|e| e["event"] == "action" && e["applied"] == true)
@@ -89,19 +80,44 @@ fn status(r: &RunSummary) -> String {
     }
 }
 
+/// The one run `runbook log RUN_ID` or `--last` asks for (`None`: neither, list them all).
+pub fn select<'a>(
+    all: &'a [RunSummary],
+    run_id: Option<&str>,
+    last: bool,
+) -> Result<Option<&'a RunSummary>> {
+    Ok(match (run_id, last) {
+        (Some(id), _) => Some(all.iter().find(|r| r.run_id == id).ok_or_else(|| {
+            Error::Usage(format!("there is no run `{id}`; `runbook log` lists them"))
+        })?),
+        (None, true) => {
+            Some(all.first().ok_or_else(|| {
+                Error::Usage("no run has been logged in this workspace yet".into())
+            })?)
+        }
+        (None, false) => None,
+    })
+}
+
+/// A run log's `run_start` event (`null` when it has none) and its last `run_end`.
+pub fn start_and_end(events: &[Value]) -> (Value, Option<Value>) {
+    let start = events
+        .iter()
+        .find(|e| e["event"] == "run_start")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let end = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "run_end")
+        .cloned();
+    (start, end)
+}
+
 /// `runbook log [RUN_ID | --last]`.
 pub fn print(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<()> {
     let all = runs(workspace)?;
-    let one =
-        match (run_id, last) {
-            (Some(id), _) => Some(all.iter().find(|r| r.run_id == id).ok_or_else(|| {
-                Error::Usage(format!("there is no run `{id}`; `runbook log` lists them"))
-            })?),
-            (None, true) => Some(all.first().ok_or_else(|| {
-                Error::Usage("no run has been logged in this workspace yet".into())
-            })?),
-            (None, false) => None,
-        };
+    let one = select(&all, run_id, last)?;
     let Some(run) = one else {
         if all.is_empty() {
             outln!("no runs in `{}` yet", workspace.display());

@@ -86,16 +86,7 @@ pub fn list_json(dir: &Path) -> Result<i32> {
 /// `runbook log [RUN_ID | --last] --format json`.
 pub fn log_json(workspace: &Path, run_id: Option<&str>, last: bool) -> Result<i32> {
     let all = super::log::runs(workspace)?;
-    let one =
-        match (run_id, last) {
-            (Some(id), _) => Some(all.iter().find(|r| r.run_id == id).ok_or_else(|| {
-                Error::Usage(format!("there is no run `{id}`; `runbook log` lists them"))
-            })?),
-            (None, true) => Some(all.first().ok_or_else(|| {
-                Error::Usage("no run has been logged in this workspace yet".into())
-            })?),
-            (None, false) => None,
-        };
+    let one = super::log::select(&all, run_id, last)?;
     let doc = match one {
         None => serde_json::json!({
             "runs": all.iter().map(super::json::run_summary).collect::<Vec<_>>(),
