@@ -253,21 +253,7 @@ fn predict_external_with(
         .stderr(Stdio::piped())
         .process_group(0);
     if let Some(fd) = &ruleset {
-        use std::os::fd::AsRawFd;
-        let raw = fd.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe system calls run: prctl and
-        // landlock_restrict_self on a descriptor the parent keeps open until the spawn returns.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::syscall(libc::SYS_landlock_restrict_self, raw, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        confine_child(&mut cmd, fd);
     }
     let mut child = cmd.spawn().map_err(|e| {
         let message = match e.kind() {
@@ -553,21 +539,7 @@ pub fn notify(
         .stderr(Stdio::piped())
         .process_group(0);
     if let Some(fd) = &ruleset {
-        use std::os::fd::AsRawFd;
-        let raw = fd.as_raw_fd();
-        // SAFETY: as in `predict_external_with`: only prctl and landlock_restrict_self run
-        // between fork and exec, on a descriptor the parent keeps open.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::syscall(libc::SYS_landlock_restrict_self, raw, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        confine_child(&mut cmd, fd);
     }
     let mut child = cmd.spawn().map_err(|e| Error::Process {
         what: what.clone(),
@@ -600,6 +572,26 @@ pub fn notify(
         });
     }
     Ok(())
+}
+
+/// Make the child `cmd` starts enforce the Landlock ruleset `fd` (and `no_new_privs`, which
+/// Landlock requires) from before its first instruction: set between fork and exec.
+fn confine_child(cmd: &mut Command, fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: between fork and exec only async-signal-safe system calls run: prctl and
+    // landlock_restrict_self on a descriptor the parent keeps open until the spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::syscall(libc::SYS_landlock_restrict_self, raw, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]
