@@ -342,6 +342,42 @@ fn remove_tree_at(dir: BorrowedFd, name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The most [`read_shared`] allocates up front (the caller refuses larger files first); a
+/// file that grew past it is read on the fallback path.
+const MAX_SHARED_READ: usize = 1 << 31;
+
+/// Read a whole file into shared memory, in one allocation and one copy: a 15 MB registry
+/// read into a `Vec` and then moved into an `Rc<[u8]>` would be copied (and its pages
+/// faulted in) twice.
+pub fn read_shared(root: &Root, rel: &RelPath) -> io::Result<std::rc::Rc<[u8]>> {
+    let mut file = root.open_read(rel)?;
+    let size = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    // An exact-size iterator makes the `Rc` in one allocation of exactly `size` bytes.
+    let mut buf: std::rc::Rc<[u8]> = std::iter::repeat_n(0u8, size.min(MAX_SHARED_READ)).collect();
+    let slot = std::rc::Rc::get_mut(&mut buf).expect("a new buffer has one owner");
+    let mut filled = 0;
+    while filled < slot.len() {
+        match file.read(&mut slot[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // The file shrank or grew while it was read: fall back to reading what it holds now.
+    let mut more = [0u8; 1];
+    let grew = filled == slot.len() && file.read(&mut more)? > 0;
+    if filled < slot.len() || grew {
+        let mut out = slot[..filled].to_vec();
+        if grew {
+            out.push(more[0]);
+            file.read_to_end(&mut out)?;
+        }
+        return Ok(std::rc::Rc::from(out));
+    }
+    Ok(buf)
+}
+
 /// Read a whole file.
 pub fn read(root: &Root, rel: &RelPath) -> io::Result<Vec<u8>> {
     let mut file = root.open_read(rel)?;

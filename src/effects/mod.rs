@@ -680,9 +680,7 @@ impl Workspace {
                         ));
                     }
                 }
-                disk::read(&self.root, rel)
-                    .map(Rc::from)
-                    .map_err(|e| io_error(rel, "read", e))
+                disk::read_shared(&self.root, rel).map_err(|e| io_error(rel, "read", e))
             }
         }
     }
@@ -729,38 +727,51 @@ impl Workspace {
     pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
         self.note_paths(paths);
         type Listing = Option<(RelPath, disk::Listing)>;
-        let mut listings: HashMap<Option<RelPath>, Listing> = HashMap::new();
+        // Registries keep their files in one or a few directories: the directory of the
+        // previous path is kept at hand, so 10,000 paths in `models/` cost one listing and
+        // one string compare each, not a map entry and two path copies each.
+        let mut listings: HashMap<String, Listing> = HashMap::new();
+        let mut last: Option<(&str, Listing)> = None;
+        let overlay_empty = self.overlay.is_empty();
+        let slow = |given: &str| {
+            self.resolve(given)
+                .map(|r| self.exists(&r))
+                .unwrap_or(false)
+        };
         paths
             .iter()
             .map(|given| {
-                let Ok(lexical) = RelPath::normalize(given) else {
-                    return false;
-                };
-                let parent = lexical.parent();
-                let listing = listings.entry(parent.clone()).or_insert_with(|| {
-                    let dir = parent.clone().unwrap_or_default();
-                    let canon = self.root.canonical(&dir, true).ok()?;
-                    Some((canon.clone(), self.list_disk(&canon).ok()?))
-                });
-                let Some((canon_parent, names)) = listing.as_ref() else {
-                    return self
-                        .resolve(given)
-                        .map(|r| self.exists(&r))
-                        .unwrap_or(false);
-                };
-                let rel = canon_parent.join(lexical.file_name());
-                if lexical.is_root() || !matches!(self.overlay.lookup(&rel), Lookup::Disk) {
-                    return self
-                        .resolve(given)
-                        .map(|r| self.exists(&r))
-                        .unwrap_or(false);
+                let trimmed = given.trim();
+                if !RelPath::is_plain(trimmed) {
+                    return slow(given);
                 }
-                match names.get(lexical.file_name()) {
+                let (parent, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+                if last.as_ref().is_none_or(|(p, _)| *p != parent) {
+                    let listing = listings
+                        .entry(parent.to_string())
+                        .or_insert_with(|| {
+                            let dir = if parent.is_empty() {
+                                RelPath::root()
+                            } else {
+                                RelPath::from_trusted(parent.to_string())
+                            };
+                            let canon = self.root.canonical(&dir, true).ok()?;
+                            Some((canon.clone(), self.list_disk(&canon).ok()?))
+                        })
+                        .clone();
+                    last = Some((parent, listing));
+                }
+                let Some((_, Some((canon_parent, names)))) = last.as_ref() else {
+                    return slow(given);
+                };
+                if !overlay_empty
+                    && !matches!(self.overlay.lookup(&canon_parent.join(name)), Lookup::Disk)
+                {
+                    return slow(given);
+                }
+                match names.get(name) {
                     // A symlink may point anywhere: check it the slow, exact way.
-                    Some(rustix::fs::FileType::Symlink) => self
-                        .resolve(given)
-                        .map(|r| self.exists(&r))
-                        .unwrap_or(false),
+                    Some(rustix::fs::FileType::Symlink) => slow(given),
                     Some(_) => true,
                     None => false,
                 }

@@ -73,6 +73,16 @@ impl RelPath {
         self.0.split('/').filter(|c| !c.is_empty())
     }
 
+    /// Whether `path` is already a normal relative path: non-empty `/`-separated names,
+    /// none of them `.` or `..`, no leading, trailing or doubled slash. `normalize` returns
+    /// such a path as it is.
+    pub fn is_plain(path: &str) -> bool {
+        !path.is_empty()
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+    }
+
     /// The lexical half of resolving a script's path: no I/O. Refuses empty and absolute
     /// paths and a `..` that climbs above the root; drops `.`.
     pub fn normalize(path: &str) -> Result<RelPath> {
@@ -82,6 +92,11 @@ impl RelPath {
                 "path",
                 "an empty path was given; name a file inside the workspace",
             ));
+        }
+        if RelPath::is_plain(trimmed) {
+            // Already normal (what scripts and registries almost always give): one scan,
+            // no component list to build and join.
+            return Ok(RelPath(trimmed.to_string()));
         }
         let mut parts: Vec<&str> = Vec::new();
         for comp in Path::new(trimmed).components() {

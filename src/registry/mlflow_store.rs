@@ -683,7 +683,7 @@ impl MlflowStore {
                     "run_id": v.run_id,
                 });
                 match Entry::from_value(&value) {
-                    Ok(e) => entries.push(e),
+                    Ok(e) => entries.push(std::rc::Rc::new(e)),
                     Err(m) => problems.push(format!("`{name}` `{version}` is left out: {m}")),
                 }
             }

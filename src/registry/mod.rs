@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, FixedOffset};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::rc::Rc;
 
 /// Where a version stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,15 +77,37 @@ pub struct Entry {
     pub promoted_at: Option<DateTime<FixedOffset>>,
 }
 
-/// The fields an entry must have, read without building a map of the whole entry.
+/// The fields an entry must have, read without building a map of the whole entry: each
+/// is borrowed as its JSON text and looked at only as far as the rules need, so a
+/// 10,000-entry registry is read without an allocation per field.
 #[derive(serde::Deserialize)]
-struct Fields {
-    name: Option<Value>,
-    version: Option<Value>,
-    model_path: Option<Value>,
-    is_production: Option<Value>,
-    status: Option<Value>,
-    promoted_at: Option<Value>,
+struct Fields<'a> {
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow)]
+    model_path: Option<&'a RawValue>,
+    #[serde(borrow)]
+    is_production: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    promoted_at: Option<&'a RawValue>,
+}
+
+/// A field's value when it is a JSON string (escapes decoded), else `None`.
+fn as_string(v: Option<&RawValue>) -> Option<std::borrow::Cow<'_, str>> {
+    let text = v?.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    // Valid JSON text without a backslash is the string itself between its quotes (the
+    // parser already refused control characters): no decoding needed.
+    if text.len() >= 2 && !text.as_bytes().contains(&b'\\') {
+        return Some(std::borrow::Cow::Borrowed(&text[1..text.len() - 1]));
+    }
+    serde_json::from_str(text).ok()
 }
 
 /// serde_json's recursion limit: an entry nested deeper cannot be read as a value.
@@ -126,9 +149,19 @@ pub fn is_plain_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
 }
 
-impl Entry {
-    /// Read and validate an entry from its JSON text.
-    pub fn from_raw(raw: Box<RawValue>) -> std::result::Result<Entry, String> {
+/// An entry's fields as the rules read them, before its text is attached.
+struct Head {
+    name: String,
+    version: String,
+    model_path: String,
+    is_production: bool,
+    status: Status,
+    promoted_at: Option<DateTime<FixedOffset>>,
+}
+
+impl Head {
+    /// Read and validate the fields of an entry's JSON text.
+    fn read(raw: &RawValue) -> std::result::Result<Head, String> {
         let f: Fields = serde_json::from_str(raw.get()).map_err(|e| {
             if e.is_syntax() || e.to_string().contains("recursion") {
                 format!(
@@ -141,64 +174,74 @@ impl Entry {
         })?;
         // Deeper than serde_json's nesting limit, every later read of the entry would fail;
         // a scan of the brackets says so without parsing the entry a second time.
-        if nesting_depth(raw.get()) > MAX_NESTING {
+        // No text with at most the limit's count of opening brackets can nest deeper than
+        // it: one vectorised count answers for every ordinary entry without the scan.
+        let opening = raw
+            .get()
+            .bytes()
+            .filter(|b| matches!(b, b'[' | b'{'))
+            .count();
+        if opening > MAX_NESTING && nesting_depth(raw.get()) > MAX_NESTING {
             return Err(format!(
                 "cannot be read: it nests more than {MAX_NESTING} levels deep"
             ));
         }
-        let text = |v: &Option<Value>| {
-            v.as_ref()
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .chars()
-                .take(40)
-                .collect::<String>()
+        // Who the entry is, for a message: made only when there is something to say.
+        let who = || {
+            let text = |v: Option<&RawValue>| {
+                as_string(v)
+                    .as_deref()
+                    .unwrap_or("?")
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+            };
+            format!("(`{}` `{}`)", text(f.name), text(f.version))
         };
-        let who = format!("(`{}` `{}`)", text(&f.name), text(&f.version));
-        let required = |key: &str, v: &Option<Value>| match v {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(format!("{who}: `{key}` must be a non-empty string")),
+        let required = |key: &str, v: Option<&RawValue>| match as_string(v) {
+            Some(s) if !s.is_empty() => Ok(s.into_owned()),
+            _ => Err(format!("{}: `{key}` must be a non-empty string", who())),
         };
-        let name = required("name", &f.name)?;
-        let version = required("version", &f.version)?;
+        let name = required("name", f.name)?;
+        let version = required("version", f.version)?;
         for (key, value) in [("name", &name), ("version", &version)] {
             if !is_plain_name(value) {
                 return Err(format!(
-                    "{who}: `{key}` may hold only letters, digits, `.`, `_`, `-` and `+` (starting with a letter or digit), so that it can never act as a path or a pattern"
+                    "{}: `{key}` may hold only letters, digits, `.`, `_`, `-` and `+` (starting with a letter or digit), so that it can never act as a path or a pattern", who()
                 ));
             }
         }
-        let model_path = required("model_path", &f.model_path)?;
-        let Some(Value::Bool(is_production)) = f.is_production else {
-            return Err(format!("{who}: `is_production` must be true or false"));
+        let model_path = required("model_path", f.model_path)?;
+        let is_production = match f.is_production.map(RawValue::get) {
+            Some("true") => true,
+            Some("false") => false,
+            _ => return Err(format!("{}: `is_production` must be true or false", who())),
         };
-        let status = match &f.status {
-            Some(Value::String(s)) if Status::parse(s).is_some() => {
-                Status::parse(s).unwrap_or(Status::Staging)
-            }
-            other => {
-                return Err(format!(
-                "{who}: `status` must be one of staging, production, superseded, archived (got {})",
-                other
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "nothing".into())
-            ))
-            }
+        let Some(status) = as_string(f.status).and_then(|s| Status::parse(&s)) else {
+            return Err(format!(
+                "{}: `status` must be one of staging, production, superseded, archived (got {})",
+                who(),
+                f.status.map(RawValue::get).unwrap_or("nothing")
+            ));
         };
-        let promoted_at = match f.promoted_at {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(DateTime::parse_from_rfc3339(&s).map_err(|_| {
-                format!("{who}: `promoted_at` must be an RFC 3339 time or null, got `{s}`")
-            })?),
-            Some(other) => {
-                return Err(format!(
-                    "{who}: `promoted_at` must be an RFC 3339 time or null, got {other}"
-                ))
-            }
+        let promoted_at = match f.promoted_at.map(RawValue::get) {
+            None | Some("null") => None,
+            Some(text) => match as_string(f.promoted_at) {
+                Some(s) => Some(DateTime::parse_from_rfc3339(&s).map_err(|_| {
+                    format!(
+                        "{}: `promoted_at` must be an RFC 3339 time or null, got `{s}`",
+                        who()
+                    )
+                })?),
+                None => {
+                    return Err(format!(
+                        "{}: `promoted_at` must be an RFC 3339 time or null, got {text}",
+                        who()
+                    ))
+                }
+            },
         };
-        Ok(Entry {
-            raw,
+        Ok(Head {
             name,
             version,
             model_path,
@@ -206,6 +249,33 @@ impl Entry {
             status,
             promoted_at,
         })
+    }
+
+    fn with(self, raw: Box<RawValue>) -> Entry {
+        Entry {
+            raw,
+            name: self.name,
+            version: self.version,
+            model_path: self.model_path,
+            is_production: self.is_production,
+            status: self.status,
+            promoted_at: self.promoted_at,
+        }
+    }
+}
+
+impl Entry {
+    /// Read and validate an entry from its JSON text.
+    pub fn from_raw(raw: Box<RawValue>) -> std::result::Result<Entry, String> {
+        let head = Head::read(&raw)?;
+        Ok(head.with(raw))
+    }
+
+    /// [`Entry::from_raw`] for text borrowed from a whole registry file: the entry's text is
+    /// copied once, after it was found valid.
+    pub fn from_borrowed(raw: &RawValue) -> std::result::Result<Entry, String> {
+        let head = Head::read(raw)?;
+        Ok(head.with(raw.to_owned()))
     }
 
     /// An entry from a JSON value (a new or changed entry), formatted like the file's own.
@@ -236,10 +306,11 @@ impl Entry {
     }
 }
 
-/// The whole registry, in its stored order.
+/// The whole registry, in its stored order. Entries are shared: a change clones the list
+/// (one reference count per entry) and copies only the entries it edits.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Rc<Entry>>,
 }
 
 /// One changed entry, for the history.
@@ -268,11 +339,14 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str, version: &str) -> Option<&Entry> {
-        self.find(name, version).map(|i| &self.entries[i])
+        self.find(name, version).map(|i| &*self.entries[i])
     }
 
     pub fn versions<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries.iter().filter(move |e| e.name == name)
+        self.entries
+            .iter()
+            .map(|e| &**e)
+            .filter(move |e| e.name == name)
     }
 
     /// The production entry of `name`; an error when there is more than one.
@@ -280,6 +354,7 @@ impl Registry {
         let mut prod = self
             .entries
             .iter()
+            .map(|e| &**e)
             .filter(|e| e.name == name && e.is_production);
         let first = prod.next();
         if let Some(second) = prod.next() {
@@ -299,6 +374,7 @@ impl Registry {
     pub fn previous(&self, name: &str) -> Option<&Entry> {
         self.entries
             .iter()
+            .map(|e| &**e)
             .filter(|e| e.name == name && e.status == Status::Superseded)
             .filter_map(|e| Some((e.promoted_at?, e)))
             .max_by_key(|(at, _)| *at)
@@ -310,7 +386,7 @@ impl Registry {
     /// `status`. Checked when the registry is read, so a hand-edited registry stops a run
     /// before it changes anything, instead of in its verify step after everything changed.
     pub fn validate(&self, store: &str) -> Result<()> {
-        let mut seen = std::collections::HashMap::new();
+        let mut seen = std::collections::HashMap::with_capacity(self.entries.len());
         let mut production: std::collections::HashMap<&str, usize> = Default::default();
         for (i, e) in self.entries.iter().enumerate() {
             let (name, version) = (e.name.as_str(), e.version.as_str());
@@ -353,7 +429,7 @@ impl Registry {
     /// files that do not exist (`exists[i]` says whether entry `i`'s does).
     pub fn check(&self, exists: &[bool]) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::with_capacity(self.entries.len());
         let mut production_count: std::collections::BTreeMap<&str, usize> = Default::default();
         for (e, exists) in self.entries.iter().zip(exists) {
             let (name, version) = (e.name.as_str(), e.version.as_str());
@@ -437,7 +513,7 @@ pub fn set_production(
     for (i, e) in next.entries.iter_mut().enumerate() {
         if i != idx && e.name == name && e.is_production {
             let old = e.value();
-            let new = e.edit(|v| {
+            let new = Rc::make_mut(e).edit(|v| {
                 v["is_production"] = Value::Bool(false);
                 v["status"] = Value::from(demoted.as_str());
             })?;
@@ -450,7 +526,7 @@ pub fn set_production(
             });
         }
     }
-    let e = &mut next.entries[idx];
+    let e = Rc::make_mut(&mut next.entries[idx]);
     let old = e.value();
     let new = e.edit(|v| {
         v["is_production"] = Value::Bool(true);
@@ -489,7 +565,7 @@ pub fn archive(reg: &Registry, store: &str, name: &str, version: &str) -> Result
         return Ok(None);
     }
     let mut next = reg.clone();
-    let e = &mut next.entries[idx];
+    let e = Rc::make_mut(&mut next.entries[idx]);
     let old = e.value();
     let new = e.edit(|v| v["status"] = Value::from("archived"))?;
     Ok(Some(Change {
@@ -562,7 +638,7 @@ pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Va
         ));
     }
     let mut next = reg.clone();
-    next.entries.push(entry);
+    next.entries.push(Rc::new(entry));
     Ok((
         Change {
             op: "register",
@@ -582,10 +658,10 @@ pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Va
 mod tests {
     use super::*;
 
-    fn entry(v: &str, status: &str, promoted: Option<&str>) -> Entry {
-        Entry::from_value(&json!({"name": "m", "version": v, "model_path": format!("models/{v}"), "is_production": status == "production",
+    fn entry(v: &str, status: &str, promoted: Option<&str>) -> Rc<Entry> {
+        Rc::new(Entry::from_value(&json!({"name": "m", "version": v, "model_path": format!("models/{v}"), "is_production": status == "production",
                "status": status, "created_at": "2026-01-01T00:00:00Z", "promoted_at": promoted, "metrics": {}}))
-        .unwrap()
+        .unwrap())
     }
 
     #[test]
