@@ -39,6 +39,17 @@ fn create_excl(dir: BorrowedFd, name: &str, mode: u32) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Start writing a file's dirty pages back, without waiting (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`): a later fsync then only waits. Not durable by itself (no
+/// metadata, no cache flush), so it only ever comes before an fsync; failure is harmless.
+pub fn start_writeback(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor `file` owns for the duration of the call.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 /// fsync a directory given by an `O_PATH` handle (fsync needs a readable descriptor).
 pub fn sync_dir(dir: BorrowedFd) -> io::Result<()> {
     let fd = rustix::fs::openat(

@@ -199,6 +199,16 @@ impl Journal {
         self.emit(&mut st, event, fields);
     }
 
+    /// Flush the log to the kernel and hand back a second handle on it, for the caller to
+    /// fsync together with the run's other changes (one shared journal commit, where an
+    /// fdatasync of the log first would be a commit of its own).
+    pub(in crate::effects) fn flushed(&self) -> Option<File> {
+        let mut st = self.state.borrow_mut();
+        let log = st.log.as_mut()?;
+        let _ = log.flush();
+        log.get_ref().try_clone().ok()
+    }
+
     /// Flush the log and force it to disk (with the run's other changes, at its end).
     pub(in crate::effects) fn sync(&self) {
         let mut st = self.state.borrow_mut();

@@ -35,6 +35,7 @@ const FORBIDDEN: &[&str] = &[
     "process::Command",
     "libc::kill",
     "libc::syncfs",
+    "libc::sync_file_range",
     "libc::unlink",
     "libc::rename",
     "rustix::fs::",
