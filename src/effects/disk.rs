@@ -660,6 +660,14 @@ pub fn glob(
             }
         } else {
             let matcher = glob::Pattern::new(comp)?;
+            // The literal text before the first wildcard: a name without it cannot match,
+            // and a prefix compare is a fraction of a pattern match (a 20,000-name `models/`
+            // holds a handful of `sl_model_v5.*`).
+            let prefix = if opts.case_sensitive {
+                &comp[..comp.find(['*', '?', '[', '\\']).unwrap_or(comp.len())]
+            } else {
+                ""
+            };
             for dir in &frontier {
                 let Ok(listed) = list(dir) else {
                     continue;
@@ -669,7 +677,7 @@ pub fn glob(
                     if dir.is_root() && name == ".runbook" {
                         continue;
                     }
-                    if !matcher.matches_with(name, opts) {
+                    if !name.starts_with(prefix) || !matcher.matches_with(name, opts) {
                         continue;
                     }
                     if last || ft == FileType::Directory {
