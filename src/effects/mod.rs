@@ -498,8 +498,8 @@ impl Workspace {
         // it, then fsync one after the other: the first fsync's journal commit carries every
         // file's block allocation, so the rest find their data written and their inode
         // committed and return at once. One commit for the run, without the threads that
-        // concurrent fsyncs needed (one fsync after another without the writeback started
-        // each waited for a commit of its own, about 1 ms apiece on the reference machine).
+        // concurrent fsyncs needed to share one (fsyncs one after another, without the
+        // writeback started, each wait for a commit of their own).
         let mut handles: Vec<(RelPath, std::fs::File)> = Vec::new();
         if let Some(log) = self.journal.flushed() {
             handles.push((RelPath::from_trusted(format!("{}/runs", own::DIR)), log));
