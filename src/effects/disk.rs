@@ -353,18 +353,14 @@ fn remove_tree_at(dir: BorrowedFd, name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// The most [`read_shared`] allocates up front (the caller refuses larger files first); a
-/// file that grew past it is read on the fallback path.
-const MAX_SHARED_READ: usize = 1 << 31;
-
-/// Read a whole file into shared memory, in one allocation and one copy: a 15 MB registry
-/// read into a `Vec` and then moved into an `Rc<[u8]>` would be copied (and its pages
-/// faulted in) twice.
-pub fn read_shared(root: &Root, rel: &RelPath) -> io::Result<std::rc::Rc<[u8]>> {
-    let mut file = root.open_read(rel)?;
-    let size = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+/// Read the rest of an open file of `size` bytes (its length when opened) into shared
+/// memory, in one allocation and one copy: a 15 MB registry read into a `Vec` and then
+/// moved into an `Rc<[u8]>` would be copied (and its pages faulted in) twice. The caller
+/// refuses sizes too large to hold first.
+pub fn read_shared(mut file: File, size: u64) -> io::Result<std::rc::Rc<[u8]>> {
+    let size = usize::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     // An exact-size iterator makes the `Rc` in one allocation of exactly `size` bytes.
-    let mut buf: std::rc::Rc<[u8]> = std::iter::repeat_n(0u8, size.min(MAX_SHARED_READ)).collect();
+    let mut buf: std::rc::Rc<[u8]> = std::iter::repeat_n(0u8, size).collect();
     let slot = std::rc::Rc::get_mut(&mut buf).expect("a new buffer has one owner");
     let mut filled = 0;
     while filled < slot.len() {

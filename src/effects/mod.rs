@@ -660,19 +660,22 @@ impl Workspace {
         match content {
             Content::Bytes(b) => Ok(b.clone()),
             Content::Disk(rel) => {
-                if let Ok(st) = self.root.lstat(rel) {
-                    if st.st_size as u64 > MAX_READ_BYTES {
-                        return Err(Error::invalid(
-                            format!("`{rel}`"),
-                            format!(
-                                "is {} MiB, over the {} MiB runbook reads whole; is it the right file?",
-                                st.st_size as u64 >> 20,
-                                MAX_READ_BYTES >> 20
-                            ),
-                        ));
-                    }
+                // The size is the opened file's own (no lstat by path first, which cost a
+                // second resolution and could describe another file than the one read).
+                let read = |e| io_error(rel, "read", e);
+                let file = self.root.open_read(rel).map_err(read)?;
+                let size = file.metadata().map_err(read)?.len();
+                if size > MAX_READ_BYTES {
+                    return Err(Error::invalid(
+                        format!("`{rel}`"),
+                        format!(
+                            "is {} MiB, over the {} MiB runbook reads whole; is it the right file?",
+                            size >> 20,
+                            MAX_READ_BYTES >> 20
+                        ),
+                    ));
                 }
-                disk::read_shared(&self.root, rel).map_err(|e| io_error(rel, "read", e))
+                disk::read_shared(file, size).map_err(read)
             }
         }
     }

@@ -173,9 +173,9 @@ impl Head {
             }
         })?;
         // Deeper than serde_json's nesting limit, every later read of the entry would fail;
-        // a scan of the brackets says so without parsing the entry a second time.
-        // No text with at most the limit's count of opening brackets can nest deeper than
-        // it: one vectorised count answers for every ordinary entry without the scan.
+        // a scan of the brackets says so without parsing the entry a second time. Text with
+        // no more opening brackets than the limit cannot nest deeper: one vectorised count
+        // spares every ordinary entry the scan.
         let opening = raw
             .get()
             .bytes()

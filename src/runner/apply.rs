@@ -135,14 +135,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<RunOutcome> {
             ),
         });
     }
-    let params: Vec<(String, String)> = doc["param_args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|kv| Some((kv[0].as_str()?.to_string(), kv[1].as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let params = super::run::param_args(&doc);
     let run = RunOptions {
         file,
         workspace: opts.workspace.clone(),

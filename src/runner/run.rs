@@ -100,14 +100,7 @@ pub fn resume(
     }
     let start = &logged.start;
     let file = PathBuf::from(start["runbook_path"].as_str().unwrap_or_default());
-    let params: Vec<(String, String)> = start["param_args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|kv| Some((kv[0].as_str()?.to_string(), kv[1].as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let params = param_args(start);
     let text = super::source::read_text(&file).map_err(|e| {
         Error::Usage(format!(
             "cannot read the runbook of run `{run_id}`, `{}`: {e}",
@@ -515,6 +508,19 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         return Err(format!("`{text}` must be longer than zero"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// The `-p KEY=VALUE` arguments a run log's `run_start` or a plan recorded as
+/// `param_args` (`[["key", "value"], ...]`), to run the runbook again with the same ones.
+pub(super) fn param_args(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["param_args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|kv| Some((kv[0].as_str()?.to_string(), kv[1].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
