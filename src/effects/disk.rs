@@ -265,9 +265,15 @@ fn open_path_dir(at: BorrowedFd, name: &str) -> io::Result<OwnedFd> {
 
 /// The entries of an open directory: name and type (links reported as links).
 fn entries(dir: BorrowedFd) -> io::Result<Vec<(String, FileType)>> {
-    let listing = rustix::fs::Dir::read_from(dir)?;
     let mut out = Vec::new();
-    for entry in listing {
+    each_entry(dir, |name, ft| out.push((name.to_string(), ft)))?;
+    Ok(out)
+}
+
+/// Call `f` with each entry of an open directory but `.` and `..` (names that are not
+/// UTF-8 skipped), its type read with `fstatat` only where the directory does not say it.
+fn each_entry(dir: BorrowedFd, mut f: impl FnMut(&str, FileType)) -> io::Result<()> {
+    for entry in rustix::fs::Dir::read_from(dir)? {
         let entry = entry?;
         let Ok(name) = entry.file_name().to_str() else {
             continue;
@@ -279,9 +285,9 @@ fn entries(dir: BorrowedFd) -> io::Result<Vec<(String, FileType)>> {
         if ft == FileType::Unknown {
             ft = kind(&rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?);
         }
-        out.push((name.to_string(), ft));
+        f(name, ft);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn copy_tree(from: BorrowedFd, to: BorrowedFd) -> io::Result<usize> {
@@ -601,11 +607,16 @@ pub fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<(RelPath, bool)>) {
 /// `models/sl_model_v5.*` costs one listing of `models/`. From a `**` on, everything below
 /// is listed once and matched whole. Links are matched by name but never descended through.
 /// The entries of one directory by name, shared: see [`glob`]'s `list`.
-pub type Listing = std::rc::Rc<std::collections::HashMap<String, FileType>>;
+pub type Listing = std::rc::Rc<foldhash::HashMap<String, FileType>>;
 
 /// [`list`] as a [`Listing`].
 pub fn listing(root: &Root, rel: &RelPath) -> io::Result<Listing> {
-    Ok(std::rc::Rc::new(list(root, rel)?.into_iter().collect()))
+    let dir = root.dir_for_listing(rel)?;
+    let mut map = foldhash::HashMap::default();
+    each_entry(dir.as_fd(), |name, ft| {
+        map.insert(name.to_string(), ft);
+    })?;
+    Ok(std::rc::Rc::new(map))
 }
 
 /// Expand `pattern` against the disk, one component at a time. `list` gives a directory's

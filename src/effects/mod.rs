@@ -725,7 +725,7 @@ impl Workspace {
         // Registries keep their files in one or a few directories: the directory of the
         // previous path is kept at hand, so 10,000 paths in `models/` cost one listing and
         // one string compare each, not a map entry and two path copies each.
-        let mut listings: HashMap<String, Listing> = HashMap::new();
+        let mut listings: foldhash::HashMap<String, Listing> = Default::default();
         let mut last: Option<(&str, Listing)> = None;
         let overlay_empty = self.overlay.is_empty();
         let slow = |given: &str| {

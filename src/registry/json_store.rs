@@ -120,9 +120,27 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
         });
     }
     // Entries are borrowed from the file's bytes and copied once each, after they were
-    // found valid: no intermediate boxed copy of every entry's text.
-    let raws: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(parse_error)?;
-    let entries = read_entries(&raws)
+    // found valid. The top-level array is split by a scan that only follows strings and
+    // brackets (a fraction of a full parse), and each entry is then parsed once, which
+    // checks it whole; text the scan is not sure of goes to serde_json's full parse, so a
+    // broken file is reported exactly as before.
+    let split = std::str::from_utf8(bytes).ok().and_then(split_entries);
+    let fast = split.is_some();
+    let raws: Vec<&str> = match split {
+        Some(raws) => raws,
+        None => serde_json::from_slice::<Vec<&RawValue>>(bytes)
+            .map_err(parse_error)?
+            .into_iter()
+            .map(RawValue::get)
+            .collect(),
+    };
+    let read = read_entries(&raws);
+    if fast && read.iter().any(|r| r.is_err()) {
+        // A syntax error inside an entry is the full parser's to report, with its line
+        // and column; any other error is the same either way.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(parse_error)?;
+    }
+    let entries = read
         .into_iter()
         .enumerate()
         .map(|(i, read)| {
@@ -147,9 +165,87 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
 /// 50 µs, which a registry this size repays many times over.
 const PARALLEL_FROM: usize = 4096;
 
+/// The entries of a registry file's top-level array, as their text, split without parsing
+/// them: the scan follows strings (memchr to the next quote or backslash) and brackets.
+/// `None` when the text is anything but `[`, objects separated by commas, and `]`, with
+/// whitespace between (a broken or unusual file, which the full parser then reads), or when
+/// an entry nests so deep that the full parser's limit decides.
+fn split_entries(text: &str) -> Option<Vec<&str>> {
+    let b = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while b
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len() / 256);
+    i = skip_ws(i + 1);
+    if b.get(i) == Some(&b']') {
+        return (skip_ws(i + 1) == b.len()).then_some(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        let start = i;
+        let mut depth = 0usize;
+        loop {
+            match *b.get(i)? {
+                b'"' => {
+                    i += 1;
+                    loop {
+                        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                        if b[at] == b'"' {
+                            i = at;
+                            break;
+                        }
+                        i = at + 2;
+                    }
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    // The array and the entry's levels together must stay within
+                    // serde_json's limit, as they would in a full parse.
+                    if depth >= MAX_ENTRY_NESTING {
+                        return None;
+                    }
+                }
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        // `b[i]` closes the entry; the brackets matched, and the entry's own parse
+        // checks they are the right kind.
+        out.push(&text[start..=i]);
+        i = skip_ws(i + 1);
+        match b.get(i)? {
+            b',' => i = skip_ws(i + 1),
+            b']' => return (skip_ws(i + 1) == b.len()).then_some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// One less than serde_json's recursion limit (128), which a full parse counts from the
+/// top-level array.
+const MAX_ENTRY_NESTING: usize = 127;
+
 /// Each entry read and validated ([`Entry::from_borrowed`]), in file order.
-fn read_entries(raws: &[&RawValue]) -> Vec<std::result::Result<Entry, String>> {
-    let read = |part: &[&RawValue]| -> Vec<std::result::Result<Entry, String>> {
+fn read_entries(raws: &[&str]) -> Vec<std::result::Result<Entry, String>> {
+    let read = |part: &[&str]| -> Vec<std::result::Result<Entry, String>> {
         part.iter().map(|raw| Entry::from_borrowed(raw)).collect()
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -255,6 +351,38 @@ mod tests {
     }
 
     #[test]
+    fn the_split_follows_strings_and_leaves_what_it_is_not_sure_of_to_the_parser() {
+        let text = r#" [ {"a": "}],{[\"\\"}, {"b": [{"c": "]"}]} ,{}
+]
+"#;
+        let parts = split_entries(text).unwrap();
+        let serde: Vec<&RawValue> = serde_json::from_str(text).unwrap();
+        assert_eq!(parts, serde.iter().map(|r| r.get()).collect::<Vec<_>>());
+        assert_eq!(split_entries(" [ ]\n"), Some(vec![]));
+        // Not plain arrays of objects: the full parser reads these and says what is wrong.
+        for odd in [
+            "[{},]",
+            "[{}] x",
+            "[1]",
+            "{}",
+            "[{}",
+            "[{\"a\": \"}]",
+            "[{}{}]",
+            "[{}, ]",
+            "",
+        ] {
+            assert_eq!(split_entries(odd), None, "{odd}");
+        }
+        let deep = format!("[{{\"a\": {}1{}}}]", "[".repeat(126), "]".repeat(126));
+        assert_eq!(split_entries(&deep), None);
+        let fine = format!("[{{\"a\": {}1{}}}]", "[".repeat(125), "]".repeat(125));
+        assert_eq!(split_entries(&fine).map(|v| v.len()), Some(1));
+        // Either way a broken entry is reported with the full parser's line and column.
+        let e = parse("r.json", b"[\n  {\"name\": \"m\", \"x\": tru}\n]").unwrap_err();
+        assert!(e.to_string().contains("line 2, column"), "{e}");
+    }
+
+    #[test]
     fn escaped_strings_are_decoded_and_plain_ones_read_as_they_are() {
         let text = r#"[{"name": "m", "version": "v\u0031", "model_path": "models/a \"b\".json", "is_production": true, "status": "production"}]"#;
         let reg = parse("r.json", text.as_bytes()).unwrap();
@@ -323,6 +451,29 @@ mod fuzz {
                 prop_assert_eq!(again.entries.len(), reg.entries.len());
                 for e in &reg.entries {
                     prop_assert!(crate::registry::is_plain_name(&e.version));
+                }
+            }
+        }
+
+        #[test]
+        fn the_split_agrees_with_the_full_parser(at in 0usize..VALID.len(), cut in 0usize..40, insert in "[\\[\\]{}\",:0-9a-z*/.\\\\ \n-]{0,12}") {
+            let mut text = VALID.to_string();
+            let (at, end) = (at.min(text.len()), (at + cut).min(text.len()));
+            if !text.is_char_boundary(at) || !text.is_char_boundary(end) {
+                return Ok(());
+            }
+            text.replace_range(at..end, &insert);
+            let split = split_entries(&text);
+            match serde_json::from_str::<Vec<&RawValue>>(&text) {
+                // A file the parser reads as an array of objects is split the same way.
+                Ok(raws) if raws.iter().all(|r| r.get().starts_with('{')) => {
+                    prop_assert_eq!(split, Some(raws.iter().map(|r| r.get()).collect::<Vec<_>>()));
+                }
+                // Anything else, if split at all, fails as an entry and goes to the parser.
+                _ => {
+                    if split.is_some() {
+                        prop_assert!(parse("r.json", text.as_bytes()).is_err());
+                    }
                 }
             }
         }

@@ -65,10 +65,11 @@ impl Status {
     }
 }
 
-/// One registry entry: its JSON text, and the fields the rules read.
+/// One registry entry: its JSON text (valid JSON, checked when the entry was read), and
+/// the fields the rules read.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    raw: Box<RawValue>,
+    raw: Box<str>,
     pub name: String,
     pub version: String,
     pub model_path: String,
@@ -160,9 +161,10 @@ struct Head {
 }
 
 impl Head {
-    /// Read and validate the fields of an entry's JSON text.
-    fn read(raw: &RawValue) -> std::result::Result<Head, String> {
-        let f: Fields = serde_json::from_str(raw.get()).map_err(|e| {
+    /// Read and validate the fields of an entry's JSON text. Parsing the fields checks the
+    /// whole text: serde_json checks the syntax of the values it skips too.
+    fn read(raw: &str) -> std::result::Result<Head, String> {
+        let f: Fields = serde_json::from_str(raw).map_err(|e| {
             if e.is_syntax() || e.to_string().contains("recursion") {
                 format!(
                     "cannot be read: {}",
@@ -176,12 +178,8 @@ impl Head {
         // a scan of the brackets says so without parsing the entry a second time. Text with
         // no more opening brackets than the limit cannot nest deeper: one vectorised count
         // spares every ordinary entry the scan.
-        let opening = raw
-            .get()
-            .bytes()
-            .filter(|b| matches!(b, b'[' | b'{'))
-            .count();
-        if opening > MAX_NESTING && nesting_depth(raw.get()) > MAX_NESTING {
+        let opening = raw.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+        if opening > MAX_NESTING && nesting_depth(raw) > MAX_NESTING {
             return Err(format!(
                 "cannot be read: it nests more than {MAX_NESTING} levels deep"
             ));
@@ -251,7 +249,7 @@ impl Head {
         })
     }
 
-    fn with(self, raw: Box<RawValue>) -> Entry {
+    fn with(self, raw: Box<str>) -> Entry {
         Entry {
             raw,
             name: self.name,
@@ -266,35 +264,34 @@ impl Head {
 
 impl Entry {
     /// Read and validate an entry from its JSON text.
-    pub fn from_raw(raw: Box<RawValue>) -> std::result::Result<Entry, String> {
+    pub fn from_raw(raw: String) -> std::result::Result<Entry, String> {
         let head = Head::read(&raw)?;
-        Ok(head.with(raw))
+        Ok(head.with(raw.into_boxed_str()))
     }
 
     /// [`Entry::from_raw`] for text borrowed from a whole registry file: the entry's text is
     /// copied once, after it was found valid.
-    pub fn from_borrowed(raw: &RawValue) -> std::result::Result<Entry, String> {
+    pub fn from_borrowed(raw: &str) -> std::result::Result<Entry, String> {
         let head = Head::read(raw)?;
-        Ok(head.with(raw.to_owned()))
+        Ok(head.with(raw.into()))
     }
 
     /// An entry from a JSON value (a new or changed entry), formatted like the file's own.
     pub fn from_value(v: &Value) -> std::result::Result<Entry, String> {
         let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
         // Indented one level, as an element of the top-level array.
-        let raw = RawValue::from_string(text.replace('\n', "\n  ")).map_err(|e| e.to_string())?;
-        Entry::from_raw(raw)
+        Entry::from_raw(text.replace('\n', "\n  "))
     }
 
     /// The entry's exact JSON text.
     pub fn raw(&self) -> &str {
-        self.raw.get()
+        &self.raw
     }
 
     /// The whole entry as a JSON value (key order kept). Checked readable when the entry
     /// was made, so this cannot fail.
     pub fn value(&self) -> Value {
-        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
     }
 
     /// Change the entry through its JSON value; returns the new value.
@@ -386,8 +383,9 @@ impl Registry {
     /// `status`. Checked when the registry is read, so a hand-edited registry stops a run
     /// before it changes anything, instead of in its verify step after everything changed.
     pub fn validate(&self, store: &str) -> Result<()> {
-        let mut seen = std::collections::HashMap::with_capacity(self.entries.len());
-        let mut production: std::collections::HashMap<&str, usize> = Default::default();
+        let mut seen =
+            foldhash::HashMap::with_capacity_and_hasher(self.entries.len(), Default::default());
+        let mut production: foldhash::HashMap<&str, usize> = Default::default();
         for (i, e) in self.entries.iter().enumerate() {
             let (name, version) = (e.name.as_str(), e.version.as_str());
             if let Some(first) = seen.insert((name, version), i) {
@@ -429,7 +427,8 @@ impl Registry {
     /// files that do not exist (`exists[i]` says whether entry `i`'s does).
     pub fn check(&self, exists: &[bool]) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut seen = std::collections::HashSet::with_capacity(self.entries.len());
+        let mut seen =
+            foldhash::HashSet::with_capacity_and_hasher(self.entries.len(), Default::default());
         let mut production_count: std::collections::BTreeMap<&str, usize> = Default::default();
         for (e, exists) in self.entries.iter().zip(exists) {
             let (name, version) = (e.name.as_str(), e.version.as_str());
@@ -705,7 +704,6 @@ mod tests {
         let text = format!(
             r#"{{"name":"m","version":"v1","model_path":"x","is_production":true,"status":"production","metrics":{deep}}}"#
         );
-        let raw = RawValue::from_string(text).unwrap();
-        assert!(Entry::from_raw(raw).is_err());
+        assert!(Entry::from_raw(text).is_err());
     }
 }
