@@ -135,8 +135,8 @@ pub fn append(root: &Root, rel: &RelPath, bytes: &[u8], sync: bool) -> io::Resul
 
 /// Keep the current content of `rel` at `kept` (a new name in the trash): a hard link when
 /// possible (no bytes copied; the caller then renames the new content over `rel`), a copy
-/// otherwise.
-pub fn keep_old(root: &Root, rel: &RelPath, kept: &RelPath) -> io::Result<()> {
+/// otherwise. Returns whether it copied (a copy's data is new and must be flushed).
+pub fn keep_old(root: &Root, rel: &RelPath, kept: &RelPath) -> io::Result<bool> {
     let (src_dir, src_name) = root.parent(rel)?;
     let (dst_dir, dst_name) = root.parent_made(kept)?;
     match rustix::fs::linkat(
@@ -146,9 +146,11 @@ pub fn keep_old(root: &Root, rel: &RelPath, kept: &RelPath) -> io::Result<()> {
         dst_name.as_str(),
         AtFlags::empty(),
     ) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(false),
         Err(Errno::EXIST) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
-        Err(_) => copy_file_at(src_dir.as_fd(), &src_name, dst_dir.as_fd(), &dst_name),
+        Err(_) => {
+            copy_file_at(src_dir.as_fd(), &src_name, dst_dir.as_fd(), &dst_name).map(|_| true)
+        }
     }
 }
 
@@ -201,8 +203,15 @@ fn copy_file_at(src_dir: BorrowedFd, src: &str, dst_dir: BorrowedFd, dst: &str) 
 
 /// Copy a file or a directory tree from `src` to `dst`. The copy is made under a temp name
 /// beside `dst` and renamed into place without replacing anything, so `dst` appears whole
-/// or not at all. Returns the number of files copied (links count as files).
-pub fn copy(root: &Root, src: &RelPath, dst: &RelPath) -> io::Result<usize> {
+/// or not at all. Returns the number of files copied (links count as files); `made` gets
+/// what must be flushed for the copy to survive a power cut: each regular file and
+/// directory written, by its path below `dst` (`""` for `dst` itself), `true` for a file.
+pub fn copy(
+    root: &Root,
+    src: &RelPath,
+    dst: &RelPath,
+    made: &mut Vec<(String, bool)>,
+) -> io::Result<usize> {
     let (src_dir, src_name) = root.parent(src)?;
     let (dst_dir, dst_name) = root.parent_made(dst)?;
     let st = rustix::fs::statat(&src_dir, src_name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
@@ -213,7 +222,8 @@ pub fn copy(root: &Root, src: &RelPath, dst: &RelPath) -> io::Result<usize> {
             let made = (|| {
                 let from = open_dir(src_dir.as_fd(), &src_name)?;
                 let to = open_path_dir(dst_dir.as_fd(), &tmp)?;
-                let n = copy_tree(from.as_fd(), to.as_fd())?;
+                let n = copy_tree(from.as_fd(), to.as_fd(), "", made)?;
+                made.push((String::new(), false));
                 rustix::fs::fchmod(
                     &open_dir(dst_dir.as_fd(), &tmp)?,
                     Mode::from_raw_mode(st.st_mode & 0o7777),
@@ -227,7 +237,10 @@ pub fn copy(root: &Root, src: &RelPath, dst: &RelPath) -> io::Result<usize> {
             rustix::fs::symlinkat(target.as_c_str(), &dst_dir, tmp.as_str())?;
             Ok(1)
         }
-        _ => copy_file_at(src_dir.as_fd(), &src_name, dst_dir.as_fd(), &tmp).map(|_| 1),
+        _ => copy_file_at(src_dir.as_fd(), &src_name, dst_dir.as_fd(), &tmp).map(|_| {
+            made.push((String::new(), true));
+            1
+        }),
     };
     let result = result.and_then(|n| {
         rustix::fs::renameat_with(
@@ -290,7 +303,21 @@ fn each_entry(dir: BorrowedFd, mut f: impl FnMut(&str, FileType)) -> io::Result<
     Ok(())
 }
 
-fn copy_tree(from: BorrowedFd, to: BorrowedFd) -> io::Result<usize> {
+/// Copy the entries of `from` into `to`; `rel` is `to`'s path below the copy's top, and
+/// `made` gets the path of every file and directory written (see [`copy`]).
+fn copy_tree(
+    from: BorrowedFd,
+    to: BorrowedFd,
+    rel: &str,
+    made: &mut Vec<(String, bool)>,
+) -> io::Result<usize> {
+    let below = |name: &str| {
+        if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        }
+    };
     let mut count = 0;
     for (name, ft) in entries(from)? {
         match ft {
@@ -303,7 +330,9 @@ fn copy_tree(from: BorrowedFd, to: BorrowedFd) -> io::Result<usize> {
                 )?;
                 let sub_from = open_dir(from, &name)?;
                 let sub_to = open_path_dir(to, &name)?;
-                count += copy_tree(sub_from.as_fd(), sub_to.as_fd())?;
+                let path = below(&name);
+                count += copy_tree(sub_from.as_fd(), sub_to.as_fd(), &path, made)?;
+                made.push((path, false));
             }
             FileType::Symlink => {
                 // Links are copied as links; following them could pull in files from outside.
@@ -313,6 +342,7 @@ fn copy_tree(from: BorrowedFd, to: BorrowedFd) -> io::Result<usize> {
             }
             FileType::RegularFile => {
                 copy_file_at(from, &name, to, &name)?;
+                made.push((below(&name), true));
                 count += 1;
             }
             // Sockets, fifos and devices are not data a backup should hold.

@@ -318,6 +318,9 @@ pub struct Workspace {
     /// written, and directories whose entries changed.
     touched_files: RefCell<BTreeSet<RelPath>>,
     touched_dirs: RefCell<BTreeSet<RelPath>>,
+    /// Under `Durability::EachWrite`, the first directory that could not be flushed after
+    /// an entry of it changed: the run fails with it when it ends (`finish`).
+    unsynced: RefCell<Option<(RelPath, io::Error)>>,
     git: git::GitState,
     /// A plan being recorded or applied (see `plan.rs`).
     plan: RefCell<plan::Hook>,
@@ -372,6 +375,7 @@ impl Workspace {
             journal: Journal::without_log(run_id, dry_run, console),
             touched_files: RefCell::default(),
             touched_dirs: RefCell::default(),
+            unsynced: RefCell::default(),
             git: git::GitState::default(),
             plan: RefCell::default(),
         })
@@ -492,6 +496,9 @@ impl Workspace {
         }
         if self.simulating() || self.durability != Durability::EndOfRun {
             self.journal.sync();
+            if let Some((rel, e)) = self.unsynced.borrow_mut().take() {
+                return Err(io_error(&rel, "flush to disk", e));
+            }
             return Ok(());
         }
         // Open everything first (the run log among it) and start the writeback of all of
@@ -532,9 +539,21 @@ impl Workspace {
         if file {
             self.touched_files.borrow_mut().insert(rel.clone());
         }
-        self.touched_dirs
-            .borrow_mut()
-            .insert(rel.parent().unwrap_or_default());
+        let parent = rel.parent().unwrap_or_default();
+        if self.sync_each() {
+            // Per write means the directory entry too (a move into the trash, a rename
+            // into place), or a power cut can bring back what the log says was removed.
+            let synced = self
+                .root
+                .dir_for_listing(&parent)
+                .and_then(|d| std::fs::File::from(d).sync_all());
+            if let Err(e) = synced {
+                self.unsynced
+                    .borrow_mut()
+                    .get_or_insert((parent.clone(), e));
+            }
+        }
+        self.touched_dirs.borrow_mut().insert(parent);
         self.relist(rel);
     }
 
@@ -1162,9 +1181,9 @@ impl Workspace {
         }
         let kept = if existed {
             let t = self.trash_place(rel);
-            disk::keep_old(&self.root, rel, &t)
+            let copied = disk::keep_old(&self.root, rel, &t)
                 .map_err(|e| io_error(rel, "keep the old content of", e))?;
-            self.touch(&t, false);
+            self.touch(&t, copied);
             Some(t)
         } else {
             None
@@ -1245,8 +1264,46 @@ impl Workspace {
         }
         self.log_new_parents(dst);
         self.log_disk(serde_json::json!({"copy": src.as_str(), "to": dst.as_str()}));
-        let n = disk::copy(&self.root, src, dst).map_err(|e| io_error(src, "copy", e))?;
+        let mut made = Vec::new();
+        let n =
+            disk::copy(&self.root, src, dst, &mut made).map_err(|e| io_error(src, "copy", e))?;
+        // A copy is new data, like a write: its files, and the directories that name them,
+        // are flushed with the run's other changes (a backup that a power cut can leave
+        // empty is no backup).
+        let made: Vec<(RelPath, bool)> = made
+            .into_iter()
+            .map(|(rel, file)| {
+                (
+                    if rel.is_empty() {
+                        dst.clone()
+                    } else {
+                        dst.join(&rel)
+                    },
+                    file,
+                )
+            })
+            .collect();
+        for (rel, file) in &made {
+            if *file {
+                self.touched_files.borrow_mut().insert(rel.clone());
+            } else {
+                self.touched_dirs.borrow_mut().insert(rel.clone());
+            }
+        }
         self.touch(dst, false);
+        if self.sync_each() {
+            // `touch` flushed `dst`'s directory; the copy's own files and directories now.
+            for (rel, file) in &made {
+                let opened = if *file {
+                    self.root.open_read(rel)
+                } else {
+                    self.root.dir_for_listing(rel).map(std::fs::File::from)
+                };
+                opened
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io_error(rel, "flush to disk", e))?;
+            }
+        }
         Ok(n)
     }
 
@@ -1962,6 +2019,35 @@ mod tests {
             "x"
         );
         assert!(w.perform(Effect::Copy { src: m, dst: b }, record).is_err());
+    }
+
+    #[test]
+    fn a_copy_is_flushed_like_a_write_file_by_file() {
+        // Under `--sync end` the run fsyncs what it touched: a copy's files are new data,
+        // and each directory of a copied tree names new entries.
+        let (_dir, w) = ws(false);
+        let copy = |src: &str, dst: &str| {
+            let (src, dst) = (rel(&w, src), rel(&w, dst));
+            w.perform(Effect::Copy { src, dst }, record).unwrap();
+        };
+        copy("models/a.json", "backups/a.json");
+        copy("models", "backups/models_1");
+        let names = |set: &RefCell<BTreeSet<RelPath>>| -> Vec<String> {
+            set.borrow().iter().map(|p| p.to_string()).collect()
+        };
+        let files = names(&w.touched_files);
+        for f in [
+            "backups/a.json",
+            "backups/models_1/a.json",
+            "backups/models_1/archive/old.bin",
+        ] {
+            assert!(files.contains(&f.to_string()), "{f} not flushed: {files:?}");
+        }
+        let dirs = names(&w.touched_dirs);
+        for d in ["backups", "backups/models_1", "backups/models_1/archive"] {
+            assert!(dirs.contains(&d.to_string()), "{d} not flushed: {dirs:?}");
+        }
+        w.finish().unwrap();
     }
 
     #[test]
