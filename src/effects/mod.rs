@@ -511,14 +511,15 @@ impl Workspace {
         if let Some(log) = self.journal.flushed() {
             handles.push((RelPath::from_trusted(format!("{}/runs", own::DIR)), log));
         }
-        for rel in self.touched_files.borrow().iter() {
-            if let Ok(f) = self.root.open_read(rel) {
+        let files = self.touched_files.borrow();
+        let dirs = self.touched_dirs.borrow();
+        let touched = files
+            .iter()
+            .map(|f| (f, true))
+            .chain(dirs.iter().map(|d| (d, false)));
+        for (rel, file) in touched {
+            if let Ok(f) = self.open_for_flush(rel, file) {
                 handles.push((rel.clone(), f));
-            }
-        }
-        for rel in self.touched_dirs.borrow().iter() {
-            if let Ok(d) = self.root.dir_for_listing(rel) {
-                handles.push((rel.clone(), std::fs::File::from(d)));
             }
         }
         for (_, f) in &handles {
@@ -529,6 +530,15 @@ impl Workspace {
                 .map_err(|e| io_error(rel, "flush to disk", e))?;
         }
         Ok(())
+    }
+
+    /// A handle to fsync `rel` through: the file itself, or the directory's descriptor.
+    fn open_for_flush(&self, rel: &RelPath, file: bool) -> io::Result<std::fs::File> {
+        if file {
+            self.root.open_read(rel)
+        } else {
+            self.root.dir_for_listing(rel).map(std::fs::File::from)
+        }
     }
 
     fn touch(&self, rel: &RelPath, file: bool) {
@@ -544,9 +554,8 @@ impl Workspace {
             // Per write means the directory entry too (a move into the trash, a rename
             // into place), or a power cut can bring back what the log says was removed.
             let synced = self
-                .root
-                .dir_for_listing(&parent)
-                .and_then(|d| std::fs::File::from(d).sync_all());
+                .open_for_flush(&parent, false)
+                .and_then(|d| d.sync_all());
             if let Err(e) = synced {
                 self.unsynced
                     .borrow_mut()
@@ -1294,12 +1303,7 @@ impl Workspace {
         if self.sync_each() {
             // `touch` flushed `dst`'s directory; the copy's own files and directories now.
             for (rel, file) in &made {
-                let opened = if *file {
-                    self.root.open_read(rel)
-                } else {
-                    self.root.dir_for_listing(rel).map(std::fs::File::from)
-                };
-                opened
+                self.open_for_flush(rel, *file)
                     .and_then(|f| f.sync_all())
                     .map_err(|e| io_error(rel, "flush to disk", e))?;
             }
