@@ -642,11 +642,17 @@ pub type Listing = std::rc::Rc<foldhash::HashMap<String, FileType>>;
 /// [`list`] as a [`Listing`].
 pub fn listing(root: &Root, rel: &RelPath) -> io::Result<Listing> {
     let dir = root.dir_for_listing(rel)?;
+    Ok(std::rc::Rc::new(entry_map(dir.as_fd())?))
+}
+
+/// The entries of an open directory by name: a [`Listing`]'s content, which (unlike the
+/// `Rc` around it) another thread can build.
+pub fn entry_map(dir: BorrowedFd) -> io::Result<foldhash::HashMap<String, FileType>> {
     let mut map = foldhash::HashMap::default();
-    each_entry(dir.as_fd(), |name, ft| {
+    each_entry(dir, |name, ft| {
         map.insert(name.to_string(), ft);
     })?;
-    Ok(std::rc::Rc::new(map))
+    Ok(map)
 }
 
 /// Expand `pattern` against the disk, one component at a time. `list` gives a directory's

@@ -312,6 +312,9 @@ pub struct Workspace {
     /// and `exist_all` over a directory of 100,000 files list it once, not once each. Like
     /// `resolved`, names only; every open still goes through the sandbox.
     listings: RefCell<HashMap<RelPath, disk::Listing>>,
+    /// Bumped whenever the run changes a cached listing or drops them: a listing another
+    /// thread made meanwhile ([`Workspace::while_listing`]) may be out of date and is dropped.
+    listing_epoch: std::cell::Cell<u64>,
     durability: Durability,
     journal: Journal,
     /// What a real run changed, fsynced when it ends under `Durability::EndOfRun`: files
@@ -371,6 +374,7 @@ impl Workspace {
             resolved: RefCell::new(HashMap::new()),
             holds_remote: std::cell::Cell::new(false),
             listings: RefCell::new(HashMap::new()),
+            listing_epoch: std::cell::Cell::new(0),
             durability: Durability::EndOfRun,
             journal: Journal::without_log(run_id, dry_run, console),
             touched_files: RefCell::default(),
@@ -571,6 +575,7 @@ impl Workspace {
     /// at or below it (a directory moved or made). Re-listing `models/` after each removal
     /// was most of a 10,000-version rollback's time.
     fn relist(&self, rel: &RelPath) {
+        self.listing_epoch.set(self.listing_epoch.get() + 1);
         let mut listings = self.listings.borrow_mut();
         if listings.is_empty() {
             return;
@@ -802,6 +807,51 @@ impl Workspace {
             .collect()
     }
 
+    fn drop_listings(&self) {
+        self.listing_epoch.set(self.listing_epoch.get() + 1);
+        self.listings.borrow_mut().clear();
+    }
+
+    /// Run `f` while another thread lists directory `dir` (script-given) into the run's
+    /// cache, for the globs and [`Workspace::exist_all`] that follow: at 10,000 registry
+    /// versions, listing `models/` (20,000 entries) and parsing the registry take about
+    /// 10 ms each, one after the other. Only a directory big enough to repay a thread
+    /// (about 50 µs) is listed ahead, judged by its size on disk; a small one, one not
+    /// there, or one already listed leaves `f` to run alone. The directory is opened here,
+    /// through the sandbox, so the other thread only reads an open handle; a listing the
+    /// run's own changes (in `f`) may have made stale is dropped.
+    pub fn while_listing<T>(&self, dir: &str, f: impl FnOnce() -> T) -> T {
+        /// About 2,000 entries of 30-byte names.
+        const WORTH_A_THREAD: u64 = 64 * 1024;
+        let ahead = self.canonical(dir, true).ok().and_then(|canon| {
+            if self.listings.borrow().contains_key(&canon) {
+                return None;
+            }
+            let fd = self.root.dir_for_listing(&canon).ok()?;
+            let size = rustix::fs::fstat(&fd).ok()?.st_size;
+            (u64::try_from(size).unwrap_or(0) >= WORTH_A_THREAD).then_some((canon, fd))
+        });
+        let Some((canon, fd)) = ahead else {
+            return f();
+        };
+        let epoch = self.listing_epoch.get();
+        std::thread::scope(|s| {
+            let listing = s.spawn(move || disk::entry_map(std::os::fd::AsFd::as_fd(&fd)));
+            let out = f();
+            // A failed listing (or a panic in it) is left to the next use to list again
+            // and report.
+            if let Ok(Ok(map)) = listing.join() {
+                if self.listing_epoch.get() == epoch {
+                    self.listings
+                        .borrow_mut()
+                        .entry(canon)
+                        .or_insert_with(|| Rc::new(map));
+                }
+            }
+            out
+        })
+    }
+
     /// The entries of directory `dir` (canonical) on disk, from the run's cache.
     fn list_disk(&self, dir: &RelPath) -> std::io::Result<disk::Listing> {
         if let Some(hit) = self.listings.borrow().get(dir) {
@@ -1008,7 +1058,7 @@ impl Workspace {
         // command or a notification command, which may change any file.
         self.resolved.borrow_mut().clear();
         if matches!(kind, ActionKind::Git | ActionKind::Notification) {
-            self.listings.borrow_mut().clear();
+            self.drop_listings();
         }
         let outcome = outcome?;
         if is_mkdir && !outcome.made {
@@ -1671,7 +1721,7 @@ impl Workspace {
         describe: impl FnOnce(f64) -> Record,
     ) -> Result<ndarray::Array1<f64>> {
         // A predictor allowed to run unconfined may change any file.
-        self.listings.borrow_mut().clear();
+        self.drop_listings();
         let policy = self.command_policy()?;
         let started = std::time::Instant::now();
         let values = command::predict(
@@ -2052,6 +2102,57 @@ mod tests {
             assert!(dirs.contains(&d.to_string()), "{d} not flushed: {dirs:?}");
         }
         w.finish().unwrap();
+    }
+
+    #[test]
+    fn a_listing_made_alongside_is_used_only_while_true() {
+        // A directory big enough is listed by another thread while `f` runs; the listing
+        // serves the lookups after, unless `f` changed the disk meanwhile.
+        let (dir, w) = ws(false);
+        let names: Vec<String> = (0..3000).map(|i| format!("sl_model_v{i}.json")).collect();
+        for n in &names {
+            fs::write(dir.path().join("models").join(n), "m").unwrap();
+        }
+        let paths: Vec<String> = names.iter().map(|n| format!("models/{n}")).collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let canon = rel(&w, "models");
+        let got = w.while_listing("models", || 7);
+        assert_eq!(got, 7);
+        let listed = w
+            .listings
+            .borrow()
+            .get(&canon)
+            .cloned()
+            .expect("listed ahead");
+        assert_eq!(listed.len(), 3000 + 2);
+        assert!(w.exist_all(&paths).iter().all(|e| *e));
+        // Listed already: nothing is listed again.
+        w.while_listing("models", || ());
+        assert!(Rc::ptr_eq(&listed, &w.listings.borrow()[&canon]));
+
+        let (dir, w) = ws(false);
+        for n in &names {
+            fs::write(dir.path().join("models").join(n), "m").unwrap();
+        }
+        w.while_listing("models", || {
+            // The run removes a file the other thread has listed by then (a directory of
+            // 3,000 entries takes about 2 ms).
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let path = rel(&w, &format!("models/{}", names[0]));
+            w.perform(Effect::Remove { path }, record).unwrap();
+        });
+        let exists = w.exist_all(&paths);
+        assert!(!exists[0], "a file the run removed is not there");
+        assert!(exists[1..].iter().all(|e| *e));
+
+        // A small directory is not worth a thread.
+        let (_dir, w) = ws(false);
+        w.while_listing("models", || ());
+        assert!(w.listings.borrow().get(&rel(&w, "models")).is_none());
+        // Nor is one that is not there, or a path outside.
+        w.while_listing("nodir", || ());
+        w.while_listing("../x", || ());
+        assert!(w.listings.borrow().is_empty());
     }
 
     #[test]

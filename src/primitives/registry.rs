@@ -148,7 +148,12 @@ impl Reg {
     }
 
     fn check(&self) -> Result<Vec<String>> {
-        let (_, reg) = self.load()?;
+        // The check lists the model files' directory: a big one is listed by another core
+        // while the registry is read, when it was not read yet.
+        let (_, reg) = match self.store()?.files_dir() {
+            Some(dir) => self.ctx.ws.while_listing(&dir, || self.load()),
+            None => self.load(),
+        }?;
         let paths: Vec<&str> = reg.entries.iter().map(|e| e.model_path.as_str()).collect();
         let exists = self.ctx.ws.exist_all(&paths);
         let mut problems = reg.check(&exists);

@@ -71,6 +71,10 @@ impl Store for JsonFileStore {
         Ok(reg)
     }
 
+    fn files_dir(&self) -> Option<String> {
+        Some(self.path.parent().unwrap_or_default().to_string())
+    }
+
     fn apply(&self, writer: &StoreWriter<'_>, change: &Change) -> Result<()> {
         // The history must take the record, or the change is not made at all.
         writer.check_appendable(&self.history())?;

@@ -51,6 +51,12 @@ pub trait Store {
     fn problems(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The workspace directory that most likely holds the model files, which
+    /// `registry::check` will list: a file store's own directory (`models/` beside
+    /// `models/registry.json`). `None` where nothing suggests one.
+    fn files_dir(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The `registry` section of `runbook.yaml`.
