@@ -807,6 +807,7 @@ impl Workspace {
             .collect()
     }
 
+    /// Forget every cached listing (after a change that may have touched any file).
     fn drop_listings(&self) {
         self.listing_epoch.set(self.listing_epoch.get() + 1);
         self.listings.borrow_mut().clear();

@@ -148,8 +148,8 @@ impl Reg {
     }
 
     fn check(&self) -> Result<Vec<String>> {
-        // The check lists the model files' directory: a big one is listed by another core
-        // while the registry is read, when it was not read yet.
+        // The check lists the model files' directory: a big one not listed yet is listed
+        // by another core while the registry is read (or taken from the cache).
         let (_, reg) = match self.store()?.files_dir() {
             Some(dir) => self.ctx.ws.while_listing(&dir, || self.load()),
             None => self.load(),
