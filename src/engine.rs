@@ -165,7 +165,18 @@ pub fn for_run(ctx: &Ctx, runbooks_dir: &Path, deadline: Option<Instant>) -> Eng
                     }
                 }
                 c.journal().step_start(&name);
-                let result = context.eval_expression_tree(&inputs[1]);
+                let mut result = context.eval_expression_tree(&inputs[1]);
+                // The registry change the step staged is written before the step ends,
+                // whether it succeeded or not: what the script did, happened.
+                if let Err(e) = c.ws.settle() {
+                    result = match result {
+                        Ok(_) => Err(c.fail(e)),
+                        Err(first) => {
+                            c.journal().message("error", &format!("{e}"));
+                            Err(first)
+                        }
+                    };
+                }
                 match &result {
                     Ok(_) => c.journal().step_end(Status::Ok, None),
                     // `return` inside a step unwinds as a pseudo-error: the step itself succeeded.

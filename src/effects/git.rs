@@ -78,6 +78,8 @@ enum Rev {
 }
 
 pub(super) fn repo(ws: &Workspace) -> Result<Repo> {
+    // Git reads the work tree itself: a registry change the step staged is written first.
+    ws.settle()?;
     if let Some(repo) = ws.git.repo.borrow().as_ref() {
         return Ok(repo.clone());
     }

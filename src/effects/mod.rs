@@ -20,6 +20,7 @@
 //! Mutating git commands (`gitcli.rs`), process signals (`process.rs`) and raw paths exist
 //! only inside this module.
 
+mod batch;
 pub mod command;
 pub mod disk;
 pub mod git;
@@ -199,7 +200,7 @@ impl Effect<'_> {
             }),
             Effect::Registry { store, change } => json!({
                 "registry": store.name(),
-                "op": change.op,
+                "op": change.ops(),
                 "entries": change.changed.iter().map(|c| format!("{} {}", c.name, c.version)).collect::<Vec<_>>(),
             }),
         }
@@ -327,6 +328,8 @@ pub struct Workspace {
     git: git::GitState,
     /// A plan being recorded or applied (see `plan.rs`).
     plan: RefCell<plan::Hook>,
+    /// The registry change the current step has staged (see `batch.rs`).
+    batch: RefCell<batch::Batch>,
 }
 
 /// An I/O error of a path the door had resolved: a link that appeared on the way since is
@@ -382,6 +385,7 @@ impl Workspace {
             unsynced: RefCell::default(),
             git: git::GitState::default(),
             plan: RefCell::default(),
+            batch: RefCell::default(),
         })
     }
 
@@ -493,6 +497,8 @@ impl Workspace {
     /// fsync exactly what the run wrote and the directories whose entries it changed (never
     /// the whole filesystem, which on a busy host means waiting for everyone's writes).
     pub fn finish(&self) -> Result<()> {
+        // Every step end settles its batch; this only covers a run that never reached one.
+        self.settle()?;
         // A dry run changed nothing, so nothing of it needs to survive a power cut: its log
         // is not flushed either (an fdatasync was a tenth of a small dry run's time).
         if self.durability == Durability::None || self.journal.dry_run() {
@@ -666,6 +672,7 @@ impl Workspace {
 
     /// The content of a file, from the overlay or the disk.
     pub fn content(&self, rel: &RelPath) -> Result<Content> {
+        self.settle()?;
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::File { content, .. }) => Ok(content),
             Lookup::Overlay(Entry::Dir { .. }) => Err(Error::invalid(
@@ -753,6 +760,7 @@ impl Workspace {
     /// exist), but each directory is resolved and listed once instead of stat-ing every
     /// file: a registry of 10,000 versions asks about 10,000 files in one directory.
     pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
+        self.settle_for_read();
         self.note_paths(paths);
         type Listing = Option<(RelPath, disk::Listing)>;
         // Registries keep their files in one or a few directories: the directory of the
@@ -822,6 +830,7 @@ impl Workspace {
     /// through the sandbox, so the other thread only reads an open handle; a listing the
     /// run's own changes (in `f`) may have made stale is dropped.
     pub fn while_listing<T>(&self, dir: &str, f: impl FnOnce() -> T) -> T {
+        self.settle_for_read();
         /// About 2,000 entries of 30-byte names.
         const WORTH_A_THREAD: u64 = 64 * 1024;
         let ahead = self.canonical(dir, true).ok().and_then(|canon| {
@@ -867,6 +876,7 @@ impl Workspace {
 
     /// Does the path exist (file or directory) in the state the run sees?
     pub fn exists(&self, rel: &RelPath) -> bool {
+        self.settle_for_read();
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::Removed) | Lookup::Hidden => false,
             Lookup::Overlay(_) => true,
@@ -878,6 +888,7 @@ impl Workspace {
     }
 
     pub fn is_dir(&self, rel: &RelPath) -> bool {
+        self.settle_for_read();
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::Dir { .. }) => true,
             Lookup::Overlay(_) | Lookup::Hidden => false,
@@ -914,6 +925,7 @@ impl Workspace {
     }
 
     pub fn mtime(&self, rel: &RelPath) -> Result<SystemTime> {
+        self.settle()?;
         match self.overlay.lookup(rel) {
             Lookup::Overlay(Entry::File { mtime, .. }) => Ok(mtime),
             Lookup::Overlay(Entry::Dir { .. }) => Ok(SystemTime::now()),
@@ -952,6 +964,7 @@ impl Workspace {
     /// Like [`walk_files`](Self::walk_files), keeping only the files `filter` accepts. The
     /// name test runs before a file's metadata is read.
     pub fn walk(&self, dir: &RelPath, filter: &WalkFilter) -> Result<Vec<Listed>> {
+        self.settle()?;
         self.note_walk(dir);
         let mut out = Vec::new();
         if self.disk_counts_below(dir) {
@@ -984,6 +997,7 @@ impl Workspace {
     /// Files and directories matching a glob pattern relative to the workspace, sorted.
     /// Links are matched by name but never descended through.
     pub fn glob(&self, pattern: &str) -> Result<Vec<RelPath>> {
+        self.settle()?;
         let trimmed = pattern.trim();
         if trimmed.starts_with('/') || trimmed.split('/').any(|c| c == "..") {
             return Err(Error::sandbox(
@@ -1034,6 +1048,18 @@ impl Workspace {
         effect: Effect<'_>,
         describe: impl FnOnce(&Outcome) -> Record,
     ) -> Result<Outcome> {
+        self.perform_records(effect, |outcome| vec![describe(outcome)])
+    }
+
+    /// [`Workspace::perform`] with any number of journal actions for the one effect (a
+    /// merged registry change has one per change). A registry change the step staged is
+    /// written first, so effects reach the disk in the order the script made them.
+    fn perform_records(
+        &self,
+        effect: Effect<'_>,
+        describe: impl FnOnce(&Outcome) -> Vec<Record>,
+    ) -> Result<Outcome> {
+        self.settle()?;
         let kind = effect.kind();
         let is_mkdir = matches!(effect, Effect::Mkdir { .. });
         let canonical = effect.describe();
@@ -1065,15 +1091,16 @@ impl Workspace {
         if is_mkdir && !outcome.made {
             return Ok(outcome);
         }
-        let record = describe(&outcome);
-        self.journal.action(
-            Some(seq),
-            kind,
-            &record.op,
-            record.args,
-            &record.summary,
-            record.result,
-        );
+        for record in describe(&outcome) {
+            self.journal.action(
+                Some(seq),
+                kind,
+                &record.op,
+                record.args,
+                &record.summary,
+                record.result,
+            );
+        }
         crash_point();
         Ok(outcome)
     }
@@ -1207,6 +1234,7 @@ impl Workspace {
     /// Record a check: something read and judged (a metric, a gate, a process with nothing
     /// to stop). It changes nothing and is never `applied`.
     pub fn check(&self, record: Record) {
+        self.settle_for_read();
         self.journal.action(
             None,
             ActionKind::Check,
@@ -1541,6 +1569,7 @@ impl Workspace {
     /// the content it would have, each file it removed with `None`. Always empty in a real
     /// run.
     pub fn simulated_files(&self) -> Result<Vec<(RelPath, Option<Content>)>> {
+        self.settle()?;
         let overlay = self.overlay.snapshot();
         let mut out: BTreeMap<RelPath, Option<Content>> = BTreeMap::new();
         for (path, entry) in &overlay {
@@ -1721,6 +1750,7 @@ impl Workspace {
         run: Predictor<'_>,
         describe: impl FnOnce(f64) -> Record,
     ) -> Result<ndarray::Array1<f64>> {
+        self.settle()?;
         // A predictor allowed to run unconfined may change any file.
         self.drop_listings();
         let policy = self.command_policy()?;

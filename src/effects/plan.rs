@@ -175,13 +175,16 @@ impl Workspace {
         let Hook::Record(rec) = std::mem::take(&mut *self.plan.borrow_mut()) else {
             return None;
         };
+        // One effect may have several actions (a step's merged registry change has one per
+        // change): the effect's identity goes with its first, so the plan lists it once.
+        let mut identified = std::collections::BTreeSet::new();
         let events = self
             .journal
             .take_capture()
             .into_iter()
             .map(|mut e| {
                 if e["event"] == "action" {
-                    if let Some(seq) = e["seq"].as_u64() {
+                    if let Some(seq) = e["seq"].as_u64().filter(|s| identified.insert(*s)) {
                         if let Some(extra) = rec.effects.get(&(seq as usize)) {
                             e["identity"] = extra["identity"].clone();
                             if !extra["detail"].is_null() {

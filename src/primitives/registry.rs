@@ -3,12 +3,16 @@
 //! Bindings only. The rules live in [`crate::registry`] (production, previous, consistency),
 //! the storage in the [`Store`] the workspace's `runbook.yaml` chooses (the JSON file
 //! `models/registry.json` by default), and every change is a registry effect performed or
-//! simulated by the door, which journals it. The store, with its stamp-keyed cache, is this
-//! family's own state, opened on first use.
+//! simulated by the door, which journals it. Changes a step makes one after another are
+//! written once, at the step's end ([`Workspace::change_registry`]); until then the family
+//! reads the registry as the staged change leaves it. The store, with its stamp-keyed
+//! cache, is this family's own state, opened on first use.
+//!
+//! [`Workspace::change_registry`]: crate::effects::Workspace::change_registry
 
 use super::{dynamic_to_json, json_to_dynamic, Family, RhaiResult};
 use crate::context::Ctx;
-use crate::effects::{Effect, Record};
+use crate::effects::Record;
 use crate::error::Result;
 use crate::registry::{self as domain, Change, Entry, Registry, Status, Store};
 use rhai::{Array, Dynamic, Map, NativeCallContext};
@@ -18,49 +22,47 @@ use std::rc::Rc;
 
 struct Reg {
     ctx: Ctx,
-    store: OnceCell<Box<dyn Store>>,
+    store: OnceCell<Rc<dyn Store>>,
 }
 
 impl Reg {
-    fn store(&self) -> Result<&dyn Store> {
+    fn store(&self) -> Result<&Rc<dyn Store>> {
         if let Some(s) = self.store.get() {
-            return Ok(s.as_ref());
+            return Ok(s);
         }
-        let store = domain::open_store(&self.ctx.ws)?;
-        Ok(self.store.get_or_init(|| store).as_ref())
+        let store: Rc<dyn Store> = Rc::from(domain::open_store(&self.ctx.ws)?);
+        Ok(self.store.get_or_init(|| store))
     }
 
+    /// The registry as this run sees it: with the change its step has staged, if any.
     fn load(&self) -> Result<(String, Rc<Registry>)> {
         let store = self.store()?;
+        if let Some(staged) = self.ctx.ws.staged_registry(store) {
+            return Ok((store.name(), staged));
+        }
         Ok((store.name(), store.load(&self.ctx.ws)?))
     }
 
-    /// Apply `change` through the door, journaled as `registry.<op>` with `summary`.
+    /// Hand `change` to the door, journaled as `registry.<op>` with `summary`.
     fn apply(
         &self,
-        change: &Change,
+        change: Change,
         name: &str,
         version: &str,
         summary: String,
         result: Option<Value>,
     ) -> Result<()> {
         let store = self.store()?;
-        let path = store.name();
-        let op = format!("registry.{}", change.op);
-        self.ctx
-            .ws
-            .perform(Effect::Registry { store, change }, |_| {
-                let r = Record::new(
-                    &op,
-                    json!({"path": path, "name": name, "version": version}),
-                    summary,
-                );
-                match result {
-                    Some(v) => r.with_result(v),
-                    None => r,
-                }
-            })?;
-        Ok(())
+        let record = Record::new(
+            &format!("registry.{}", change.op),
+            json!({"path": store.name(), "name": name, "version": version}),
+            summary,
+        );
+        let record = match result {
+            Some(v) => record.with_result(v),
+            None => record,
+        };
+        self.ctx.ws.change_registry(store, change, record)
     }
 
     fn model_exists(&self, model_path: &str) -> bool {
@@ -94,7 +96,7 @@ impl Reg {
             None => format!("make `{name}` `{version}` production"),
         };
         self.apply(
-            &change,
+            change,
             name,
             version,
             summary,
@@ -107,7 +109,7 @@ impl Reg {
         let (store, reg) = self.load()?;
         if let Some(change) = domain::archive(&reg, &store, name, version)? {
             self.apply(
-                &change,
+                change,
                 name,
                 version,
                 format!("archive `{name}` `{version}`"),
@@ -121,7 +123,7 @@ impl Reg {
         let (store, reg) = self.load()?;
         let (change, removed) = domain::remove(&reg, &store, name, version)?;
         self.apply(
-            &change,
+            change,
             name,
             version,
             format!("remove `{name}` `{version}` from the registry"),
@@ -138,7 +140,7 @@ impl Reg {
             change.changed[0].version.clone(),
         );
         self.apply(
-            &change,
+            change,
             &name,
             &version,
             format!("register `{name}` `{version}`"),

@@ -83,7 +83,7 @@ impl Store for JsonFileStore {
         let mut lines = String::new();
         for c in &change.changed {
             let rec = json!({
-                "ts": ts, "run_id": writer.run_id(), "op": change.op, "name": c.name,
+                "ts": ts, "run_id": writer.run_id(), "op": c.op, "name": c.name,
                 "version": c.version, "old": c.old, "new": c.new,
             });
             lines.push_str(&rec.to_string());

@@ -974,7 +974,7 @@ impl MlflowStore {
             let n = seq.entry(c.name.as_str()).or_insert(1);
             let record = json!({
                 "ts": ts, "run_id": run_id, "host": host, "user": user,
-                "pid": std::process::id(), "op": change.op, "version": c.version,
+                "pid": std::process::id(), "op": c.op, "version": c.version,
                 "old": brief(&c.old), "new": brief(&c.new),
             });
             let key = format!("{TAG_HISTORY}{:06}", *n);

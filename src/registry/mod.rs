@@ -313,6 +313,9 @@ pub struct Registry {
 /// One changed entry, for the history.
 #[derive(Clone, Debug)]
 pub struct Changed {
+    /// The operation that changed it (`set_production`, ...): a merged [`Change`] holds
+    /// entries of several.
+    pub op: &'static str,
     pub name: String,
     pub version: String,
     pub old: Value,
@@ -322,10 +325,38 @@ pub struct Changed {
 /// A change to apply: what the registry becomes, and which entries changed how.
 #[derive(Clone, Debug)]
 pub struct Change {
-    /// `set_production`, `archive`, `remove`, `register`.
+    /// `set_production`, `archive`, `remove`, `register`: the first operation of a merged
+    /// change ([`Change::then`]).
     pub op: &'static str,
     pub next: Registry,
     pub changed: Vec<Changed>,
+}
+
+impl Change {
+    /// This change followed by `later`, which was computed on this one's `next`: one
+    /// write of `later.next` makes both. Every entry change is kept, in order, so the
+    /// history still records each operation (an entry archived and then removed has two
+    /// records), and a server store sends each.
+    pub fn then(mut self, later: Change) -> Change {
+        self.next = later.next;
+        self.changed.extend(later.changed);
+        self
+    }
+
+    /// The operations in the change, in order and each once, joined by `+`
+    /// (`set_production+remove`); a single operation's change is named by it alone.
+    pub fn ops(&self) -> String {
+        let mut ops: Vec<&str> = Vec::new();
+        for c in &self.changed {
+            if !ops.contains(&c.op) {
+                ops.push(c.op);
+            }
+        }
+        if ops.is_empty() {
+            return self.op.to_string();
+        }
+        ops.join("+")
+    }
 }
 
 impl Registry {
@@ -518,6 +549,7 @@ pub fn set_production(
             })?;
             demoted_version = Some(e.version.clone());
             changed.push(Changed {
+                op: "set_production",
                 name: name.into(),
                 version: e.version.clone(),
                 old,
@@ -533,6 +565,7 @@ pub fn set_production(
         v["promoted_at"] = now_value();
     })?;
     changed.push(Changed {
+        op: "set_production",
         name: name.into(),
         version: version.into(),
         old,
@@ -571,6 +604,7 @@ pub fn archive(reg: &Registry, store: &str, name: &str, version: &str) -> Result
         op: "archive",
         next,
         changed: vec![Changed {
+            op: "archive",
             name: name.into(),
             version: version.into(),
             old,
@@ -597,6 +631,7 @@ pub fn remove(reg: &Registry, store: &str, name: &str, version: &str) -> Result<
             op: "remove",
             next,
             changed: vec![Changed {
+                op: "remove",
                 name: name.into(),
                 version: version.into(),
                 old: old.clone(),
@@ -643,6 +678,7 @@ pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Va
             op: "register",
             next,
             changed: vec![Changed {
+                op: "register",
                 name,
                 version,
                 old: Value::Null,

@@ -161,6 +161,8 @@ pub(super) fn reads_of(fingerprint: &Value) -> Reads {
 fn steps_and_effects(events: &[Value]) -> (Vec<Value>, Vec<Value>) {
     let mut steps: Vec<Value> = Vec::new();
     let mut effects: Vec<Value> = Vec::new();
+    // The number each journaled effect (`seq`) got in the plan.
+    let mut numbered: std::collections::BTreeMap<u64, usize> = Default::default();
     let find = |steps: &mut Vec<Value>, step: &Value| -> usize {
         match steps.iter().position(|s| s["step"] == *step) {
             Some(i) => i,
@@ -206,6 +208,15 @@ fn steps_and_effects(events: &[Value]) -> (Vec<Value>, Vec<Value>) {
                         "index": effects.len() + 1, "step": e["step"], "kind": kind,
                         "op": e["op"], "summary": e["summary"], "identity": e["identity"],
                     }));
+                    if let Some(seq) = e["seq"].as_u64() {
+                        numbered.insert(seq, effects.len());
+                    }
+                } else if item["type"] == "effect" {
+                    // A further action of the same effect (a step's merged registry change
+                    // has one per change): numbered as the effect it belongs to.
+                    if let Some(n) = e["seq"].as_u64().and_then(|s| numbered.get(&s)) {
+                        item["effect"] = json!(n);
+                    }
                 }
                 push_item(&mut steps[i], item);
             }

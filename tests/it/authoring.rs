@@ -184,10 +184,10 @@ fn run_report_is_markdown_with_steps_effects_metrics_time_and_criteria() {
     let md = std::fs::read_to_string(&report).unwrap();
     let start = &ws.last_log()[0];
     for needed in [
-        "# Run report: full_rollback 1.5.0".to_string(),
+        "# Run report: full_rollback 1.6.0".to_string(),
         format!("| sha256 | `{}` |", start["sha256"].as_str().unwrap()),
         "| `from` | `\"v3\"` |".to_string(),
-        "| 4 | Make v2 production | ok |".to_string(),
+        "| 4 | Make v2 production and remove v3 | ok |".to_string(),
         "| registry | make `sl_forecaster` `v2` production (`v3` becomes archived) | yes |"
             .to_string(),
         "- gate: mse ".to_string(),

@@ -11,7 +11,7 @@ fn full_rollback_reverts_to_previous_and_keeps_removed_files() {
     let ws = Ws::demo();
     let before = ws.read("models/registry.json");
     let out = ws.runbook(&["run", &full_rollback()]).run().success();
-    assert!(out.stdout.contains("[6] ok"), "{}", out.stdout);
+    assert!(out.stdout.contains("[5] ok"), "{}", out.stdout);
     assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v4"));
     assert_eq!(ws.versions("sl_forecaster"), ["v1", "v2", "v3", "v4"]);
     // The unrelated model is untouched.
@@ -25,6 +25,34 @@ fn full_rollback_reverts_to_previous_and_keeps_removed_files() {
     assert!(ws.exists(&format!(
         ".runbook/trash/{run_id}/models/sl_model_v5_metadata.json"
     )));
+    // The step that promotes v4 and removes v5 writes the registry once: one registry
+    // effect, one old copy in the trash, and a history record for each entry change.
+    let log = ws.last_log();
+    let registry_intents: Vec<_> = log
+        .iter()
+        .filter(|e| e["event"] == "intent" && e["kind"] == "registry")
+        .collect();
+    assert_eq!(registry_intents.len(), 1, "{registry_intents:?}");
+    assert_eq!(registry_intents[0]["effect"]["op"], "set_production+remove");
+    assert!(ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json")));
+    assert!(!ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json~1")));
+    let history: Vec<serde_json::Value> = ws
+        .read("models/registry_history.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ops: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| (h["op"].as_str().unwrap(), h["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("set_production", "v5"),
+            ("set_production", "v4"),
+            ("remove", "v5")
+        ]
+    );
     // The registry backup holds the registry as it was.
     let backups: Vec<_> = std::fs::read_dir(ws.join("backups"))
         .unwrap()
@@ -151,7 +179,7 @@ fn run_log_has_every_event_and_field() {
     let first = &log[0];
     assert_eq!(first["event"], "run_start");
     assert_eq!(first["name"], "full_rollback");
-    assert_eq!(first["version"], "1.5.0");
+    assert_eq!(first["version"], "1.6.0");
     assert_eq!(first["params"]["model"], "sl_forecaster");
     assert_eq!(first["runbook"], full_rollback());
     let text = std::fs::read(full_rollback()).unwrap();
@@ -171,8 +199,8 @@ fn run_log_has_every_event_and_field() {
         );
     }
     let count = |ev: &str| log.iter().filter(|e| e["event"] == ev).count();
-    assert_eq!(count("step_start"), 6);
-    assert_eq!(count("step_end"), 6);
+    assert_eq!(count("step_start"), 5);
+    assert_eq!(count("step_end"), 5);
     assert_eq!(count("run_end"), 1);
     let actions: Vec<&serde_json::Value> = log.iter().filter(|e| e["event"] == "action").collect();
     let ops: Vec<&str> = actions.iter().map(|a| a["op"].as_str().unwrap()).collect();
@@ -535,21 +563,29 @@ fn trash_restore_brings_removed_files_back() {
         .run()
         .success();
     assert!(ws.exists("models/sl_model_v5.json"));
-    // The run kept two versions of the registry (before the promotion, before the removal):
-    // both cannot go back onto one path, so a restore must name one.
+    // Restore never overwrites: the registry's old copy would clash with the live one.
     let before = ws.read("models/registry.json");
     ws.runbook(&["trash", "restore", &run_id, "models/registry.json"])
-        .run()
-        .code(2)
-        .stderr_has("kept 2 versions of `models/registry.json`");
-    // Restore never overwrites: the registry's old copy would clash with the live one.
-    ws.runbook(&["trash", "restore", &run_id, "models/registry.json~1"])
         .run()
         .code(2)
         .stderr_has("restore never overwrites");
     assert_eq!(ws.read("models/registry.json"), before);
     assert!(ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json")));
-    assert!(ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json~1")));
+    // A run that wrote the registry in two steps kept two versions of it: both cannot go
+    // back onto one path, so a restore must name one.
+    ws.write(
+        "runbooks/two.rhai",
+        "//! name: two\n//! version: 1.0.0\n//! description: d\n\nstep \"one\" { registry::archive(\"sl_forecaster\", \"v1\"); }\nstep \"two\" { registry::archive(\"sl_forecaster\", \"v2\"); }\n",
+    );
+    ws.runbook(&["run", "runbooks/two.rhai", "-q"])
+        .run()
+        .success();
+    let two = ws.last_log()[0]["run_id"].as_str().unwrap().to_string();
+    ws.runbook(&["trash", "restore", &two, "models/registry.json"])
+        .run()
+        .code(2)
+        .stderr_has("kept 2 versions of `models/registry.json`");
+    assert!(ws.exists(&format!(".runbook/trash/{two}/models/registry.json~1")));
     ws.runbook(&["trash", "purge", &run_id]).run().success();
     assert!(!ws.exists(&format!(".runbook/trash/{run_id}")));
 }
@@ -562,7 +598,7 @@ fn list_and_docs_describe_runbooks_and_primitives() {
         .arg(&dir)
         .run()
         .success()
-        .stdout_has("full_rollback 1.5.0")
+        .stdout_has("full_rollback 1.6.0")
         .stdout_has("--param model=<string>  default sl_forecaster");
     let docs = ws.runbook(&["docs"]).run().success();
     for needle in [
@@ -818,4 +854,97 @@ fn check_also_checks_the_modules_a_runbook_imports() {
     ws.runbook(&["check", "rb/uses.rhai"]).run().success();
     // Imports resolve relative to the importing file, at run time as in `check`.
     ws.runbook(&["run", "rb/uses.rhai"]).run().success();
+}
+
+/// Registry changes a step makes one after another are written once, at the step's end;
+/// anything else that goes through the door first writes what is staged, and a change
+/// outside a step is written at once. The step reads its own staged change.
+#[test]
+fn registry_changes_a_step_makes_in_a_row_are_written_once() {
+    let ws = Ws::demo();
+    ws.write(
+        "runbooks/batch.rhai",
+        r#"//! name: batch
+//! version: 1.0.0
+//! description: registry changes in a row
+
+step "archive two" {
+    registry::archive("sl_forecaster", "v1");
+    registry::archive("sl_forecaster", "v2");
+    assert(registry::get("sl_forecaster", "v2").status == "archived", "the step sees its change");
+}
+step "a read between two changes" {
+    registry::archive("sl_forecaster", "v3");
+    fs::write("obs/registry.json", fs::read("models/registry.json"));
+    registry::remove("sl_forecaster", "v1");
+}
+registry::remove("sl_forecaster", "v2");
+step "fails after a change" {
+    registry::remove("sl_forecaster", "v3");
+    throw "boom";
+}
+"#,
+    );
+    ws.runbook(&["run", "runbooks/batch.rhai", "-q"])
+        .run()
+        .code(1)
+        .stderr_has("boom");
+    let log = ws.last_log();
+    // Each intent as (what, registry entries, step).
+    let intents: Vec<(String, Vec<String>, serde_json::Value)> = log
+        .iter()
+        .filter(|e| e["event"] == "intent")
+        .map(|e| {
+            let effect = &e["effect"];
+            let entries = effect["entries"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            let what = match effect["op"].as_str() {
+                Some(op) => op.to_string(),
+                None => effect.as_object().unwrap().keys().next().unwrap().clone(),
+            };
+            (what, entries, e["step"].clone())
+        })
+        .collect();
+    let v = |x: &str| format!("sl_forecaster {x}");
+    let what: Vec<(&str, Vec<String>)> = intents
+        .iter()
+        .map(|(w, e, _)| (w.as_str(), e.clone()))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("archive", vec![v("v1"), v("v2")]),
+            ("archive", vec![v("v3")]),
+            ("write", vec![]),
+            ("remove", vec![v("v1")]),
+            ("remove", vec![v("v2")]),
+            ("remove", vec![v("v3")]),
+        ]
+    );
+    // Where each was journaled: in its step, the top-level one outside any.
+    let steps: Vec<&serde_json::Value> = intents.iter().map(|(_, _, s)| s).collect();
+    assert_eq!(steps[0], "1");
+    assert_eq!(steps[1], "2");
+    assert_eq!(steps[3], "2");
+    assert!(steps[4].is_null(), "{:?}", steps[4]);
+    assert_eq!(steps[5], "3");
+    // The read between saw v3 archived and v1 still there.
+    let seen = ws.json("obs/registry.json");
+    let status = |reg: &serde_json::Value, v: &str| {
+        reg.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["version"] == v)
+            .map(|e| e["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status(&seen, "v3").as_deref(), Some("archived"));
+    assert_eq!(status(&seen, "v1").as_deref(), Some("archived"));
+    // The failing step's change was made before the step failed, and its action is in the
+    // journal: v1, v2 and v3 are gone.
+    assert_eq!(ws.versions("sl_forecaster"), ["v4", "v5"]);
+    assert_eq!(crate::support::actions(&log, "registry.remove").len(), 3);
+    let end = log.iter().rfind(|e| e["event"] == "step_end").unwrap();
+    assert_eq!(end["status"], "failed");
 }

@@ -271,6 +271,27 @@ fs::write("obs/versions.txt", `${registry::versions("sl_forecaster").map(|e| e.v
 "#,
     ),
     (
+        "registry_changes_batched_in_a_step",
+        r#"
+step "two changes in a row, one write" {
+    let prod = registry::production("sl_forecaster");
+    let prev = registry::previous("sl_forecaster");
+    registry::set_production("sl_forecaster", prev.version, "archived");
+    registry::remove("sl_forecaster", prod.version);
+    fs::write("obs/staged.txt", `${registry::versions("sl_forecaster").map(|e| e.version + ":" + e.status)}`);
+    fs::write("obs/file.txt", fs::read("models/registry.json"));
+    registry::archive("sl_forecaster", "v1");
+}
+step "a read between two changes" {
+    registry::register(#{name: "sl_forecaster", version: "v90", model_path: "models/sl_model_v1.json"});
+    fs::write("obs/between.txt", `${fs::exists("models/registry_history.jsonl")} ${fs::read("models/registry.json").len()}`);
+    registry::archive("sl_forecaster", "v90");
+}
+registry::remove("sl_forecaster", "v90");
+fs::write("obs/history.txt", fs::read("models/registry_history.jsonl"));
+"#,
+    ),
+    (
         "config_write_then_git_checkout",
         r#"
 let cfg = config::read_yaml("configs/sl/training_configs.yaml");

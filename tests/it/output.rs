@@ -69,7 +69,7 @@ fn a_run_with_a_closed_stdout_completes_the_rollback() {
     let end = log.last().unwrap();
     assert_eq!(end["event"], "run_end");
     assert_eq!(end["status"], "ok");
-    assert_eq!(end["steps_ok"], 6);
+    assert_eq!(end["steps_ok"], 5);
 }
 
 #[test]

@@ -337,7 +337,7 @@ fn force_runs_past_an_unfinished_run_and_undo_refuses_a_changed_workspace() {
         .run()
         .success()
         .stdout_has(&format!(
-            "{run_id}  full_rollback 1.5.0  real  DID NOT FINISH"
+            "{run_id}  full_rollback 1.6.0  real  DID NOT FINISH"
         ))
         .stdout_has(&format!("`runbook resume {run_id}` finishes it"));
     // Someone edits what the run wrote: undo refuses, naming it.

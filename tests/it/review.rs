@@ -48,7 +48,7 @@ fn plan_then_apply_performs_exactly_the_planned_effects() {
     let file = dir.path().join("plan.json");
     plan(&ws, "runbooks/full_rollback.rhai", &file)
         .success()
-        .stdout_has("5 effect(s) planned");
+        .stdout_has("4 effect(s) planned");
     // The dry run changed nothing: v5 is still production.
     assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v5"));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -68,14 +68,29 @@ fn plan_then_apply_performs_exactly_the_planned_effects() {
             .iter()
             .map(|(op, _)| op.as_str())
             .collect::<Vec<_>>(),
+        // The step's two registry changes are one effect (one write), named by its first.
         [
             "fs.backup",
             "registry.set_production",
-            "registry.remove",
             "fs.remove",
             "fs.remove"
         ]
     );
+    // Every action the plan shows, the merged effect's second one included.
+    let planned: Vec<(String, String)> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["items"].as_array().unwrap().iter())
+        .filter(|i| i["type"] == "effect")
+        .map(|i| {
+            (
+                i["op"].as_str().unwrap().to_string(),
+                i["summary"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(planned.len(), 5, "{planned:?}");
 
     ws.runbook(&["apply", "--yes"]).arg(&file).run().success();
     let log = ws.last_log();
@@ -416,7 +431,7 @@ fn run_format_json_is_one_document_with_the_documented_fields() {
     assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["changes"], 5);
     assert_eq!(doc["runbook"]["name"], "full_rollback");
-    assert_eq!(doc["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 5);
     assert_eq!(doc["effects"].as_array().unwrap().len(), 5);
     assert!(doc["effects"][0]["applied"] == true && doc["effects"][0]["summary"].is_string());
     let mse = &doc["metrics"][0]["values"]["mse"];
@@ -489,7 +504,7 @@ fn plan_check_list_log_and_docs_format_json_parse_with_their_fields() {
         &plan["fingerprint"],
         &["files", "walks", "globs", "git", "registry"],
     );
-    assert_eq!(plan["summary"]["registry"], 2);
+    assert_eq!(plan["summary"]["registry"], 1);
     assert_eq!(plan["summary"]["file_removed"], 2);
 
     let check = parse(
@@ -656,7 +671,7 @@ fn log_lists_runs_newest_first_and_marks_one_that_did_not_finish() {
     let real = lines[1].split_whitespace().next().unwrap();
     let one = ws.runbook(&["log", real]).run().success().stdout;
     assert!(
-        one.contains("  [4] Make v4 production\n      done: make `sl_forecaster` `v4` production (`v5` becomes archived)\n  [4] ok (")
+        one.contains("  [4] Make v4 production and remove v5\n      done: make `sl_forecaster` `v4` production (`v5` becomes archived)\n      done: remove `sl_forecaster` `v5` from the registry\n")
             && one.contains("      check gate: mse 0.006445"),
         "{one}"
     );
@@ -704,8 +719,8 @@ fn with_confirm_header(ws: &Ws) {
     ws.write(
         "runbooks/full_rollback.rhai",
         &rb.replacen(
-            "//! version: 1.5.0\n",
-            "//! version: 1.5.0\n//! confirm: true\n",
+            "//! version: 1.6.0\n",
+            "//! version: 1.6.0\n//! confirm: true\n",
             1,
         ),
     );
@@ -777,24 +792,27 @@ fn on_a_terminal_the_plan_is_shown_and_the_answer_decides() {
 #[test]
 fn step_asks_before_each_top_level_step() {
     let ws = pinned_demo();
-    // Run the first four steps, skip the fifth (v5's removal), abort before the sixth.
+    // Run the first three steps, skip the fourth (the rollback itself), abort before the
+    // fifth.
     let (code, screen) = on_terminal(
         &ws,
         "run runbooks/full_rollback.rhai --step",
-        "y\ny\ny\ny\ns\na\n",
+        "y\ny\ny\ns\na\n",
         &[],
     );
     assert_eq!(code, 1, "{screen}");
     assert!(
-        screen.contains("next step: Remove v5 and its files"),
+        screen.contains("next step: Make v4 production and remove v5"),
         "{screen}"
     );
     assert!(
         screen.contains("stopped before step `Verify the rollback` (answered abort)"),
         "{screen}"
     );
-    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v4"));
-    // Skipped: v5 is still registered and its file is there.
+    // Skipped: v5 is still production, registered, and its file is there; the backup the
+    // third step made is.
+    assert_eq!(ws.production("sl_forecaster").as_deref(), Some("v5"));
+    assert!(ws.exists("backups"));
     assert!(ws.versions("sl_forecaster").contains(&"v5".to_string()));
     assert!(ws.exists("models/sl_model_v5.json"));
     // Without a terminal --step is refused before anything runs.
@@ -876,12 +894,12 @@ fn view_shows_the_procedure_without_running_it() {
         .run()
         .success()
         .stdout;
-    assert!(out.starts_with("full_rollback 1.5.0\n"), "{out}");
+    assert!(out.starts_with("full_rollback 1.6.0\n"), "{out}");
     assert!(out.contains("  pidfile (string, default run/sl_model_training.pid): pid file the training job writes\n"), "{out}");
     assert!(
         out.contains(
-            "  4. Make ${good} production\n     # Archiving the bad version in the same write"
-        ) && out.contains("     - registry::set_production(model, good, \"archived\")\n"),
+            "  4. Make ${good} production and remove ${bad}\n     # One registry write does both"
+        ) && out.contains("     - registry::set_production(model, good, \"archived\")\n     - registry::remove(model, bad)\n"),
         "{out}"
     );
     let md = ws
