@@ -167,10 +167,47 @@ def make_workspace(args, name, *flags):
     return ws
 
 
-def remove_tree(path):
+# Files the harness deleted since the disk last settled, and when it last deleted any.
+# ext4 without a journal (this machine's filesystem) keeps a deleted inode out of reuse for a
+# minute (`recently_deleted`), and every file made in its block group meanwhile scans past
+# all of them: right after the copies of a 50,000-version workspace were deleted, the same
+# 5-version rollback took 18.3 ms in a directory of that group and 6.9 ms in a new one
+# (median of 21, paired, same binary, load 0.3). That is the harness's own residue, not the
+# contenders' cost, and it hits whoever creates more files. So copies are deleted only when
+# a measurement is over, and the next one waits until the deletions have aged.
+DELETED = {"files": 0, "at": 0.0}
+QUIET_AFTER_DELETE_S = 65
+SETTLE_FROM_FILES = 5_000
+
+
+def remove_tree(path, files=None):
     if os.path.lexists(path):
+        if files is None:
+            files = sum(len(d) + len(f) for _, d, f in os.walk(path)) + 1
         # rm is several times faster than shutil.rmtree on 100,000 files.
         subprocess.run(["rm", "-rf", "--", path], check=True)
+        DELETED["files"] += files
+        DELETED["at"] = time.monotonic()
+
+
+def settle_disk():
+    """Before a measurement: dirty pages written back, and inodes deleted in bulk aged past
+    ext4's recently-deleted window (see DELETED)."""
+    os.sync()
+    if DELETED["files"] >= SETTLE_FROM_FILES:
+        wait = DELETED["at"] + QUIET_AFTER_DELETE_S - time.monotonic()
+        if wait > 0:
+            print(f"  waiting {wait:.0f} s for {DELETED['files']:,} deleted files' inodes to age",
+                  flush=True)
+            time.sleep(wait)
+    DELETED["files"] = 0
+
+
+def file_count(path, memo={}):
+    """Files and directories in a pristine workspace (counted once)."""
+    if path not in memo:
+        memo[path] = sum(len(d) + len(f) for _, d, f in os.walk(path)) + 1
+    return memo[path]
 
 
 def fresh_copy(src, dst):
@@ -220,10 +257,22 @@ class Contender:
         self.command = None  # as first run, for the report (see `display_command`)
 
 
+# Copies made during a measurement, deleted when it is over (see DELETED).
+SPENT = []
+
+
 def copies_of(pristine, slot):
-    """A fresh `cp -a` of `pristine` for every run, removed after it: identical start states."""
-    dst = os.path.join(BENCH_DIR, "run", slot)
-    return (lambda rep: fresh_copy(pristine, dst)), (lambda ws: remove_tree(ws))
+    """A fresh `cp -a` of `pristine` for every run, made just before it (identical start
+    states), and deleted once the measurement is over, not between runs (see DELETED)."""
+    base = os.path.join(BENCH_DIR, "run", slot)
+    n = file_count(pristine)
+    return (lambda rep: fresh_copy(pristine, f"{base}-{rep}")), (lambda ws: SPENT.append((ws, n)))
+
+
+def remove_spent():
+    for ws, n in SPENT:
+        remove_tree(ws, n)
+    SPENT.clear()
 
 
 def fixed(path):
@@ -234,13 +283,15 @@ def fixed(path):
 def measure(contenders, reps, label):
     """Run the contenders interleaved (A, B, A, B, ...) so drift in machine load hits all alike.
 
-    Each run gets its workspace copy just before it and loses it just after (its cell), so
-    no contender runs beside a batch of copies made for the others: a batch made first ran
-    7% slower, and the page cache of millions of hard-linked and copied entries doubled
-    `find`'s time. Each run is preceded by os.sync(), so no run pays for writing back the
-    copy's (or a removal's) dirty pages. The load average is recorded before every run.
+    Each run gets its workspace copy just before it (its cell), so no contender runs beside a
+    batch of copies made for the others (a batch made first ran 7% slower). The copies are
+    deleted when all runs are done, and the next measurement first waits until inodes
+    deleted in bulk have aged (`settle_disk`), so no run creates its files among thousands of
+    just-deleted inodes. Each run is preceded by os.sync(), so no run pays for writing back
+    the copy's dirty pages. The load average is recorded before every run.
     """
     tty = sys.stdout.isatty()
+    settle_disk()
     for rep in range(reps):
         if tty:
             print(f"  {label}: repetition {rep + 1}/{reps}", end="\r", flush=True)
@@ -257,6 +308,7 @@ def measure(contenders, reps, label):
             c.cleanup(ws)
     if tty:
         print(" " * 60, end="\r")
+    remove_spent()
 
 
 def display_command(argv, cwd, ws):
