@@ -26,7 +26,8 @@ fn full_rollback_reverts_to_previous_and_keeps_removed_files() {
         ".runbook/trash/{run_id}/models/sl_model_v5_metadata.json"
     )));
     // The step that promotes v4 and removes v5 writes the registry once: one registry
-    // effect, one old copy in the trash, and a history record for each entry change.
+    // effect and one old copy in the trash (the history, checked below, still has a
+    // record for each entry change).
     let log = ws.last_log();
     let registry_intents: Vec<_> = log
         .iter()
@@ -36,23 +37,6 @@ fn full_rollback_reverts_to_previous_and_keeps_removed_files() {
     assert_eq!(registry_intents[0]["effect"]["op"], "set_production+remove");
     assert!(ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json")));
     assert!(!ws.exists(&format!(".runbook/trash/{run_id}/models/registry.json~1")));
-    let history: Vec<serde_json::Value> = ws
-        .read("models/registry_history.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let ops: Vec<(&str, &str)> = history
-        .iter()
-        .map(|h| (h["op"].as_str().unwrap(), h["version"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        ops,
-        [
-            ("set_production", "v5"),
-            ("set_production", "v4"),
-            ("remove", "v5")
-        ]
-    );
     // The registry backup holds the registry as it was.
     let backups: Vec<_> = std::fs::read_dir(ws.join("backups"))
         .unwrap()
