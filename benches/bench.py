@@ -180,10 +180,15 @@ QUIET_AFTER_DELETE_S = 65
 SETTLE_FROM_FILES = 5_000
 
 
+def count_files(path):
+    """Files and directories in a tree, the tree itself included."""
+    return sum(len(d) + len(f) for _, d, f in os.walk(path)) + 1
+
+
 def remove_tree(path, files=None):
     if os.path.lexists(path):
         if files is None:
-            files = sum(len(d) + len(f) for _, d, f in os.walk(path)) + 1
+            files = count_files(path)
         # rm is several times faster than shutil.rmtree on 100,000 files.
         subprocess.run(["rm", "-rf", "--", path], check=True)
         DELETED["files"] += files
@@ -204,9 +209,9 @@ def settle_disk():
 
 
 def file_count(path, memo={}):
-    """Files and directories in a pristine workspace (counted once)."""
+    """`count_files` of a pristine workspace, counted once."""
     if path not in memo:
-        memo[path] = sum(len(d) + len(f) for _, d, f in os.walk(path)) + 1
+        memo[path] = count_files(path)
     return memo[path]
 
 

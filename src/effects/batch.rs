@@ -52,22 +52,16 @@ impl Workspace {
             return self.perform_registry(store.as_ref(), &change, vec![record]);
         }
         let mut batch = self.batch.borrow_mut();
-        let staged = match batch.staged.take() {
-            Some(mut s) => {
-                s.change = s.change.then(change);
-                s.records.push(record);
-                s
-            }
-            None => Staged {
-                store: store.clone(),
-                change,
-                view: Rc::default(),
-                records: vec![record],
-            },
+        let (change, mut records) = match batch.staged.take() {
+            Some(s) => (s.change.then(change), s.records),
+            None => (change, Vec::new()),
         };
+        records.push(record);
         batch.staged = Some(Staged {
-            view: Rc::new(staged.change.next.clone()),
-            ..staged
+            store: store.clone(),
+            view: Rc::new(change.next.clone()),
+            change,
+            records,
         });
         Ok(())
     }

@@ -497,8 +497,6 @@ impl Workspace {
     /// fsync exactly what the run wrote and the directories whose entries it changed (never
     /// the whole filesystem, which on a busy host means waiting for everyone's writes).
     pub fn finish(&self) -> Result<()> {
-        // Every step end settles its batch; this only covers a run that never reached one.
-        self.settle()?;
         // A dry run changed nothing, so nothing of it needs to survive a power cut: its log
         // is not flushed either (an fdatasync was a tenth of a small dry run's time).
         if self.durability == Durability::None || self.journal.dry_run() {

@@ -54,7 +54,7 @@ impl Reg {
     ) -> Result<()> {
         let store = self.store()?;
         let record = Record::new(
-            &format!("registry.{}", change.op),
+            &format!("registry.{}", change.op()),
             json!({"path": store.name(), "name": name, "version": version}),
             summary,
         );

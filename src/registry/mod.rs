@@ -325,10 +325,8 @@ pub struct Changed {
 /// A change to apply: what the registry becomes, and which entries changed how.
 #[derive(Clone, Debug)]
 pub struct Change {
-    /// `set_production`, `archive`, `remove`, `register`: the first operation of a merged
-    /// change ([`Change::then`]).
-    pub op: &'static str,
     pub next: Registry,
+    /// Never empty: each operation changes at least one entry.
     pub changed: Vec<Changed>,
 }
 
@@ -343,6 +341,11 @@ impl Change {
         self
     }
 
+    /// `set_production`, `archive`, `remove` or `register`: the (first) operation.
+    pub fn op(&self) -> &'static str {
+        self.changed.first().map_or("change", |c| c.op)
+    }
+
     /// The operations in the change, in order and each once, joined by `+`
     /// (`set_production+remove`); a single operation's change is named by it alone.
     pub fn ops(&self) -> String {
@@ -351,9 +354,6 @@ impl Change {
             if !ops.contains(&c.op) {
                 ops.push(c.op);
             }
-        }
-        if ops.is_empty() {
-            return self.op.to_string();
         }
         ops.join("+")
     }
@@ -571,14 +571,7 @@ pub fn set_production(
         old,
         new,
     });
-    Ok(Some((
-        Change {
-            op: "set_production",
-            next,
-            changed,
-        },
-        demoted_version,
-    )))
+    Ok(Some((Change { next, changed }, demoted_version)))
 }
 
 /// Mark `version` archived; `None` when it already is. Refuses the production version.
@@ -601,7 +594,6 @@ pub fn archive(reg: &Registry, store: &str, name: &str, version: &str) -> Result
     let old = e.value();
     let new = e.edit(|v| v["status"] = Value::from("archived"))?;
     Ok(Some(Change {
-        op: "archive",
         next,
         changed: vec![Changed {
             op: "archive",
@@ -628,7 +620,6 @@ pub fn remove(reg: &Registry, store: &str, name: &str, version: &str) -> Result<
     let old = next.entries.remove(idx).value();
     Ok((
         Change {
-            op: "remove",
             next,
             changed: vec![Changed {
                 op: "remove",
@@ -675,7 +666,6 @@ pub fn register(reg: &Registry, store: &str, entry: Value) -> Result<(Change, Va
     next.entries.push(Rc::new(entry));
     Ok((
         Change {
-            op: "register",
             next,
             changed: vec![Changed {
                 op: "register",
