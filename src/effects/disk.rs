@@ -7,6 +7,7 @@
 //! copy a link as a link. Nothing here decides *whether* to change something, either: that
 //! is the door's job (`mod.rs`), which calls in here only in a real run.
 
+use super::names::Names;
 use super::path::RelPath;
 use super::sandbox::{kind, random_suffix, Root};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -637,22 +638,12 @@ pub fn all_below(root: &Root, dir: &RelPath, out: &mut Vec<(RelPath, bool)>) {
 /// `models/sl_model_v5.*` costs one listing of `models/`. From a `**` on, everything below
 /// is listed once and matched whole. Links are matched by name but never descended through.
 /// The entries of one directory by name, shared: see [`glob`]'s `list`.
-pub type Listing = std::rc::Rc<foldhash::HashMap<String, FileType>>;
+pub type Listing = std::rc::Rc<Names>;
 
 /// [`list`] as a [`Listing`].
 pub fn listing(root: &Root, rel: &RelPath) -> io::Result<Listing> {
     let dir = root.dir_for_listing(rel)?;
-    Ok(std::rc::Rc::new(entry_map(dir.as_fd())?))
-}
-
-/// The entries of an open directory by name: a [`Listing`]'s content, which (unlike the
-/// `Rc` around it) another thread can build.
-pub fn entry_map(dir: BorrowedFd) -> io::Result<foldhash::HashMap<String, FileType>> {
-    let mut map = foldhash::HashMap::default();
-    each_entry(dir, |name, ft| {
-        map.insert(name.to_string(), ft);
-    })?;
-    Ok(map)
+    Ok(std::rc::Rc::new(Names::read(dir.as_fd())?))
 }
 
 /// Expand `pattern` against the disk, one component at a time. `list` gives a directory's
@@ -716,7 +707,6 @@ pub fn glob(
                     continue;
                 };
                 for (name, ft) in listed.iter() {
-                    let (name, ft) = (name.as_str(), *ft);
                     if dir.is_root() && name == ".runbook" {
                         continue;
                     }

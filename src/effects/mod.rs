@@ -26,6 +26,7 @@ pub mod disk;
 pub mod git;
 pub mod gitcli;
 pub mod journal;
+pub mod names;
 pub mod notify;
 pub mod overlay;
 mod own;
@@ -592,9 +593,9 @@ impl Workspace {
         };
         let entries = std::rc::Rc::make_mut(listed);
         match self.root.lstat(rel) {
-            Ok(st) => entries.insert(rel.file_name().to_string(), sandbox::kind(&st)),
+            Ok(st) => entries.insert(rel.file_name(), sandbox::kind(&st)),
             Err(_) => entries.remove(rel.file_name()),
-        };
+        }
     }
 
     // ----- sandbox ---------------------------------------------------------------------
@@ -844,7 +845,7 @@ impl Workspace {
         };
         let epoch = self.listing_epoch.get();
         std::thread::scope(|s| {
-            let listing = s.spawn(move || disk::entry_map(std::os::fd::AsFd::as_fd(&fd)));
+            let listing = s.spawn(move || names::Names::read(std::os::fd::AsFd::as_fd(&fd)));
             let out = f();
             // A failed listing (or a panic in it) is left to the next use to list again
             // and report.

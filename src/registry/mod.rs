@@ -65,11 +65,28 @@ impl Status {
     }
 }
 
+/// An entry's JSON text: a range of the registry file as it was read (no copy per entry),
+/// or text of its own (an entry a run changed or made, or one read the slow way).
+#[derive(Clone, Debug)]
+enum Text {
+    Own(Box<str>),
+    Part(Rc<str>, std::ops::Range<usize>),
+}
+
+impl Text {
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Own(s) => s,
+            Text::Part(file, range) => &file[range.clone()],
+        }
+    }
+}
+
 /// One registry entry: its JSON text (valid JSON, checked when the entry was read), and
 /// the fields the rules read.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    raw: Box<str>,
+    raw: Text,
     pub name: String,
     pub version: String,
     pub model_path: String,
@@ -162,8 +179,10 @@ struct Head {
 
 impl Head {
     /// Read and validate the fields of an entry's JSON text. Parsing the fields checks the
-    /// whole text: serde_json checks the syntax of the values it skips too.
-    fn read(raw: &str) -> std::result::Result<Head, String> {
+    /// whole text: serde_json checks the syntax of the values it skips too. `nested_ok`
+    /// says the text is known to nest no deeper than serde_json's limit (an element of a
+    /// whole file's array, which the split or the full parse limited already).
+    fn read(raw: &str, nested_ok: bool) -> std::result::Result<Head, String> {
         let f: Fields = serde_json::from_str(raw).map_err(|e| {
             if e.is_syntax() || e.to_string().contains("recursion") {
                 format!(
@@ -178,8 +197,10 @@ impl Head {
         // a scan of the brackets says so without parsing the entry a second time. Text with
         // no more opening brackets than the limit cannot nest deeper: one vectorised count
         // spares every ordinary entry the scan.
-        let opening = raw.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
-        if opening > MAX_NESTING && nesting_depth(raw) > MAX_NESTING {
+        if !nested_ok
+            && raw.bytes().filter(|b| matches!(b, b'[' | b'{')).count() > MAX_NESTING
+            && nesting_depth(raw) > MAX_NESTING
+        {
             return Err(format!(
                 "cannot be read: it nests more than {MAX_NESTING} levels deep"
             ));
@@ -249,7 +270,7 @@ impl Head {
         })
     }
 
-    fn with(self, raw: Box<str>) -> Entry {
+    fn with(self, raw: Text) -> Entry {
         Entry {
             raw,
             name: self.name,
@@ -265,15 +286,26 @@ impl Head {
 impl Entry {
     /// Read and validate an entry from its JSON text.
     pub fn from_raw(raw: String) -> std::result::Result<Entry, String> {
-        let head = Head::read(&raw)?;
-        Ok(head.with(raw.into_boxed_str()))
+        let head = Head::read(&raw, false)?;
+        Ok(head.with(Text::Own(raw.into_boxed_str())))
     }
 
-    /// [`Entry::from_raw`] for text borrowed from a whole registry file: the entry's text is
-    /// copied once, after it was found valid.
+    /// [`Entry::from_raw`] for an element of a whole registry file's top-level array, as
+    /// `json_store` splits it (its nesting is checked by the split or the full parse): the
+    /// entry's text is copied once, after it was found valid.
     pub fn from_borrowed(raw: &str) -> std::result::Result<Entry, String> {
-        let head = Head::read(raw)?;
-        Ok(head.with(raw.into()))
+        let head = Head::read(raw, true)?;
+        Ok(head.with(Text::Own(raw.into())))
+    }
+
+    /// [`Entry::from_borrowed`] for the element at `range` of a registry file's text, which
+    /// the entry keeps a share of instead of a copy.
+    pub fn from_part(
+        file: &Rc<str>,
+        range: std::ops::Range<usize>,
+    ) -> std::result::Result<Entry, String> {
+        let head = Head::read(&file[range.clone()], true)?;
+        Ok(head.with(Text::Part(file.clone(), range)))
     }
 
     /// An entry from a JSON value (a new or changed entry), formatted like the file's own.
@@ -285,13 +317,13 @@ impl Entry {
 
     /// The entry's exact JSON text.
     pub fn raw(&self) -> &str {
-        &self.raw
+        self.raw.as_str()
     }
 
     /// The whole entry as a JSON value (key order kept). Checked readable when the entry
     /// was made, so this cannot fail.
     pub fn value(&self) -> Value {
-        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+        serde_json::from_str(self.raw()).unwrap_or(Value::Null)
     }
 
     /// Change the entry through its JSON value; returns the new value.
