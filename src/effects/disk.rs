@@ -69,7 +69,7 @@ pub fn sync_dir(dir: BorrowedFd) -> io::Result<()> {
 pub fn atomic_write(
     root: &Root,
     rel: &RelPath,
-    bytes: &[u8],
+    pieces: &[&[u8]],
     sync: bool,
     before_rename: impl FnOnce(&rustix::fs::Stat),
 ) -> io::Result<()> {
@@ -77,7 +77,7 @@ pub fn atomic_write(
     let tmp = temp_name(&name);
     let mut file = create_excl(dir.as_fd(), &tmp, 0o666)?;
     let result = (|| {
-        file.write_all(bytes)?;
+        write_all_pieces(&mut file, pieces)?;
         match rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if kind(&st) == FileType::RegularFile => {
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(st.st_mode & 0o7777))?;
@@ -103,6 +103,25 @@ pub fn atomic_write(
         let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
     }
     result
+}
+
+/// Write every piece, in order, with as few `writev` calls as the kernel allows.
+fn write_all_pieces(file: &mut File, pieces: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice> = pieces
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
+        .collect();
+    let mut left = &mut slices[..];
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Append `bytes` to `rel` (creating it) in one write, so concurrent records stay whole.

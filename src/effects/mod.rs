@@ -1247,6 +1247,12 @@ impl Workspace {
     // ----- changes (inside the door) -----------------------------------------------------
 
     fn write(&self, rel: &RelPath, bytes: &[u8]) -> Result<Option<RelPath>> {
+        self.write_pieces(rel, &[bytes])
+    }
+
+    /// [`Workspace::write`] of the pieces joined: a real run writes them as they are
+    /// (`writev`), with no buffer holding them all.
+    fn write_pieces(&self, rel: &RelPath, pieces: &[&[u8]]) -> Result<Option<RelPath>> {
         if self.is_dir(rel) {
             return Err(Error::invalid(
                 format!("`{rel}`"),
@@ -1260,7 +1266,7 @@ impl Workspace {
             self.overlay.set(
                 rel,
                 Entry::File {
-                    content: Content::Bytes(Rc::from(bytes)),
+                    content: Content::Bytes(Rc::from(pieces.concat())),
                     mtime: SystemTime::now(),
                 },
             );
@@ -1276,7 +1282,7 @@ impl Workspace {
             None
         };
         self.log_new_parents(rel);
-        disk::atomic_write(&self.root, rel, bytes, self.sync_each(), |st| {
+        disk::atomic_write(&self.root, rel, pieces, self.sync_each(), |st| {
             self.log_disk(serde_json::json!({
                 "write": rel.as_str(),
                 "kept": kept.as_ref().map(|k| k.as_str()),
@@ -1558,7 +1564,7 @@ impl Workspace {
         if self.simulating() {
             return Ok(kept);
         }
-        disk::atomic_write(&self.root, &kept, bytes, self.sync_each(), |_| {})
+        disk::atomic_write(&self.root, &kept, &[bytes], self.sync_each(), |_| {})
             .map_err(|e| io_error(&kept, "keep a copy in the trash at", e))?;
         self.touch(&kept, true);
         Ok(kept)
@@ -1791,6 +1797,11 @@ pub struct StoreWriter<'a> {
 impl StoreWriter<'_> {
     pub fn write(&self, rel: &RelPath, bytes: &[u8]) -> Result<Option<RelPath>> {
         self.ws.write(rel, bytes)
+    }
+
+    /// [`StoreWriter::write`] of pieces joined, without joining them first.
+    pub fn write_pieces(&self, rel: &RelPath, pieces: &[&[u8]]) -> Result<Option<RelPath>> {
+        self.ws.write_pieces(rel, pieces)
     }
 
     pub fn append(&self, rel: &RelPath, bytes: &[u8]) -> Result<()> {

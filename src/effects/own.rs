@@ -225,7 +225,7 @@ pub fn keep_fetched(root: &Root, rel_path: &str, bytes: &[u8]) -> Result<RelPath
     let parent = file.parent().unwrap_or_default();
     root.make_dirs(&parent)
         .map_err(|e| Error::io(parent.to_string(), "create the directory", e))?;
-    disk::atomic_write(root, &file, bytes, false, |_| {})
+    disk::atomic_write(root, &file, &[bytes], false, |_| {})
         .map_err(|e| Error::io(file.to_string(), "write", e))?;
     Ok(file)
 }
@@ -254,7 +254,7 @@ impl<'a> Scratch<'a> {
     /// Write `bytes` as file `name` in the scratch directory; returns its absolute path.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<std::path::PathBuf> {
         let file = self.rel.join(name);
-        disk::atomic_write(self.root, &file, bytes, false, |_| {})
+        disk::atomic_write(self.root, &file, &[bytes], false, |_| {})
             .map_err(|e| Error::io(file.to_string(), "write", e))?;
         Ok(self.root.display_abs(&file))
     }

@@ -7,7 +7,7 @@
 //! a run neither re-parses 10,000 entries after each of its own writes nor misses a change
 //! somebody else made.
 
-use super::{Change, Entry, Registry, Store};
+use super::{Change, Entry, Registry, Store, Text};
 use crate::effects::{RelPath, Stamped, StoreWriter, Workspace};
 use crate::error::{Error, Result};
 use serde_json::json;
@@ -78,7 +78,7 @@ impl Store for JsonFileStore {
     fn apply(&self, writer: &StoreWriter<'_>, change: &Change) -> Result<()> {
         // The history must take the record, or the change is not made at all.
         writer.check_appendable(&self.history())?;
-        writer.write(&self.path, &render(&change.next))?;
+        writer.write_pieces(&self.path, &render_pieces(&change.next))?;
         let ts = crate::effects::journal::now_rfc3339();
         let mut lines = String::new();
         for c in &change.changed {
@@ -262,19 +262,55 @@ const MAX_ENTRY_NESTING: usize = 127;
 
 /// The registry file's text: entries a change did not touch keep their exact text.
 pub fn render(reg: &Registry) -> Vec<u8> {
-    let mut out =
-        String::with_capacity(reg.entries.iter().map(|e| e.raw().len() + 4).sum::<usize>() + 4);
-    out.push('[');
-    for (i, e) in reg.entries.iter().enumerate() {
-        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
-        out.push_str(e.raw());
+    render_pieces(reg).concat()
+}
+
+/// [`render`] as the pieces of text it joins, each borrowed from where it is. A run of
+/// untouched entries that the file as read already laid out as [`render`] lays them out is
+/// one piece of that file: writing a 15 MB registry that changed in two entries is a
+/// `writev` of a handful of pieces, not a 15 MB copy into a new buffer first (at 50,000
+/// versions, 3,700 fresh pages).
+pub fn render_pieces(reg: &Registry) -> Vec<&[u8]> {
+    const SEP: &str = ",\n  ";
+    enum Piece<'a> {
+        Str(&'a str),
+        File(&'a Rc<str>, std::ops::Range<usize>),
     }
-    out.push_str(if reg.entries.is_empty() {
+    let mut pieces: Vec<Piece> = Vec::new();
+    pieces.push(Piece::Str("["));
+    for (i, e) in reg.entries.iter().enumerate() {
+        let sep = if i == 0 { "\n  " } else { SEP };
+        match &e.raw {
+            Text::Part(file, range) => {
+                // Extend the previous piece when the file has exactly this separator between
+                // it and this entry.
+                if let Some(Piece::File(last, run)) = pieces.last_mut() {
+                    if Rc::ptr_eq(last, file) && file.get(run.end..range.start) == Some(SEP) {
+                        run.end = range.end;
+                        continue;
+                    }
+                }
+                pieces.push(Piece::Str(sep));
+                pieces.push(Piece::File(file, range.clone()));
+            }
+            Text::Own(text) => {
+                pieces.push(Piece::Str(sep));
+                pieces.push(Piece::Str(text));
+            }
+        }
+    }
+    pieces.push(Piece::Str(if reg.entries.is_empty() {
         "]\n"
     } else {
         "\n]\n"
-    });
-    out.into_bytes()
+    }));
+    pieces
+        .into_iter()
+        .map(|p| match p {
+            Piece::Str(s) => s.as_bytes(),
+            Piece::File(file, range) => file[range].as_bytes(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -388,6 +424,47 @@ mod tests {
         assert_eq!(reg.entries[0].model_path, r#"models/a "b".json"#);
         let e = parse("r.json", br#"[{"name": "m", "version": "v/\u002e\u002e", "model_path": "x", "is_production": true, "status": "production"}]"#).unwrap_err();
         assert!(e.to_string().contains("`version` may hold only"), "{e}");
+    }
+
+    #[test]
+    fn a_write_joins_runs_of_untouched_entries_into_pieces_of_the_file() {
+        let n = 1000;
+        let text = big_registry(n, None);
+        let reg = parse("r.json", text.as_bytes()).unwrap();
+        // Laid out as `render` lays it out: the whole array is one piece of the file.
+        let pieces = render_pieces(&reg);
+        assert_eq!(pieces.len(), 4, "[, first separator, the entries, ]");
+        assert_eq!(pieces.concat(), text.as_bytes());
+        let (change, _) = super::super::set_production(
+            &reg,
+            "r.json",
+            "m",
+            "v500",
+            super::super::Status::Archived,
+            |_| true,
+        )
+        .unwrap()
+        .unwrap();
+        // v1..v499 | v500 (now production) | v501..v999 | v1000 (archived), with
+        // separators between and the brackets around.
+        let pieces = render_pieces(&change.next);
+        assert_eq!(pieces.len(), 10);
+        let out = String::from_utf8(pieces.concat()).unwrap();
+        let again = parse("r.json", out.as_bytes()).unwrap();
+        assert_eq!(again.entries.len(), n);
+        assert!(again.entries[499].is_production);
+        // Entries the change did not touch are byte for byte the file's.
+        for (a, b) in again.entries.iter().zip(&reg.entries) {
+            if a.version != "v500" && !b.is_production {
+                assert_eq!(a.raw(), b.raw());
+            }
+        }
+        // A file laid out otherwise is written piece by piece, with the same text as before.
+        let odd = text.replace(",\n  {", " ,{");
+        let reg = parse("r.json", odd.as_bytes()).unwrap();
+        let pieces = render_pieces(&reg);
+        assert_eq!(pieces.len(), 2 * n + 2);
+        assert_eq!(pieces.concat(), render(&reg));
     }
 
     #[test]
