@@ -168,6 +168,21 @@ fn crash_timer() {
     });
 }
 
+/// The pieces one after another in one shared buffer, copied once (`concat` and then
+/// `Rc::from` would copy a 15 MB registry twice, into two fresh buffers).
+fn joined(pieces: &[&[u8]]) -> Rc<[u8]> {
+    let total = pieces.iter().map(|p| p.len()).sum();
+    // An exact-size iterator makes the `Rc` in one allocation of exactly `total` bytes.
+    let mut buf: Rc<[u8]> = std::iter::repeat_n(0u8, total).collect();
+    let slot = Rc::get_mut(&mut buf).expect("a new buffer has one owner");
+    let mut at = 0;
+    for p in pieces {
+        slot[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    buf
+}
+
 impl Effect<'_> {
     /// What the effect is, without its content: the journal's `intent`, and what a
     /// resumed run compares its effects with (content such as a registry's timestamps
@@ -761,13 +776,15 @@ impl Workspace {
     pub fn exist_all(&self, paths: &[&str]) -> Vec<bool> {
         self.settle_for_read();
         self.note_paths(paths);
-        type Listing = Option<(RelPath, disk::Listing)>;
+        // A directory's listing, and the names in it the overlay (a dry run's changes) has
+        // its own say on: `None` when it hides the whole directory.
+        type Direct = Option<Rc<std::collections::HashSet<String>>>;
+        type Listing = Option<(disk::Listing, Direct)>;
         // Registries keep their files in one or a few directories: the directory of the
         // previous path is kept at hand, so 10,000 paths in `models/` cost one listing and
         // one string compare each, not a map entry and two path copies each.
         let mut listings: foldhash::HashMap<String, Listing> = Default::default();
         let mut last: Option<(&str, Listing)> = None;
-        let overlay_empty = self.overlay.is_empty();
         let slow = |given: &str| {
             self.resolve(given)
                 .map(|r| self.exists(&r))
@@ -791,18 +808,18 @@ impl Workspace {
                                 RelPath::from_trusted(parent.to_string())
                             };
                             let canon = self.root.canonical(&dir, true).ok()?;
-                            Some((canon.clone(), self.list_disk(&canon).ok()?))
+                            let names = self.list_disk(&canon).ok()?;
+                            Some((names, self.overlay.direct_entries(&canon).map(Rc::new)))
                         })
                         .clone();
                     last = Some((parent, listing));
                 }
-                let Some((_, Some((canon_parent, names)))) = last.as_ref() else {
+                let Some((_, Some((names, direct)))) = last.as_ref() else {
                     return slow(given);
                 };
-                if !overlay_empty
-                    && !matches!(self.overlay.lookup(&canon_parent.join(name)), Lookup::Disk)
-                {
-                    return slow(given);
+                match direct {
+                    Some(direct) if !direct.contains(name) => {}
+                    _ => return slow(given),
                 }
                 match names.get(name) {
                     // A symlink may point anywhere: check it the slow, exact way.
@@ -1266,7 +1283,7 @@ impl Workspace {
             self.overlay.set(
                 rel,
                 Entry::File {
-                    content: Content::Bytes(Rc::from(pieces.concat())),
+                    content: Content::Bytes(joined(pieces)),
                     mtime: SystemTime::now(),
                 },
             );
@@ -2233,6 +2250,39 @@ mod tests {
             [true, false, false, false, false, true, false, false]
         );
         assert_eq!(w.exist_all(&paths), one_by_one);
+    }
+
+    #[test]
+    fn exist_all_sees_a_dry_runs_changes_in_a_listed_directory() {
+        let (dir, w) = ws(true);
+        fs::write(dir.path().join("models/b.json"), "b").unwrap();
+        let paths = [
+            "models/a.json",
+            "models/b.json",
+            "models/new.json",
+            "models/archive/old.bin",
+            "models/archive",
+        ];
+        // Listed before the changes, as a check early in a run lists `models/`.
+        assert_eq!(w.exist_all(&paths), [true, true, false, true, true]);
+        let write = Effect::Write {
+            path: rel(&w, "models/new.json"),
+            bytes: b"n".to_vec(),
+        };
+        w.perform(write, record).unwrap();
+        for gone in ["models/a.json", "models/archive"] {
+            let path = rel(&w, gone);
+            w.perform(Effect::Remove { path }, record).unwrap();
+        }
+        let one_by_one: Vec<bool> = paths
+            .iter()
+            .map(|p| w.resolve(p).map(|r| w.exists(&r)).unwrap_or(false))
+            .collect();
+        assert_eq!(one_by_one, [false, true, true, false, false]);
+        assert_eq!(w.exist_all(&paths), one_by_one);
+        // Nothing of it reached the disk.
+        assert!(dir.path().join("models/a.json").exists());
+        assert!(!dir.path().join("models/new.json").exists());
     }
 
     #[test]

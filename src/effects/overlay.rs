@@ -97,6 +97,31 @@ impl Overlay {
             .any(|(p, e)| !matches!(e, Entry::Removed) && p != rel && p.is_within(rel))
     }
 
+    /// What the overlay says about the entries directly in `dir`, for many lookups there:
+    /// `None` when `dir` or a directory above it is removed or replaced (then every entry
+    /// in it is the overlay's to say, one [`Overlay::lookup`] each), else the names of the
+    /// entries the overlay holds directly in `dir`; any other name there is the disk's.
+    pub fn direct_entries(&self, dir: &RelPath) -> Option<std::collections::HashSet<String>> {
+        let entries = self.entries.borrow();
+        let mut cur = Some(dir.clone());
+        while let Some(d) = cur {
+            if matches!(
+                entries.get(&d),
+                Some(Entry::Removed | Entry::File { .. } | Entry::Dir { shadows_disk: true })
+            ) {
+                return None;
+            }
+            cur = d.parent();
+        }
+        Some(
+            entries
+                .keys()
+                .filter(|p| !p.is_root() && p.parent().as_ref() == Some(dir))
+                .map(|p| p.file_name().to_string())
+                .collect(),
+        )
+    }
+
     /// A copy of every entry, in path order.
     pub fn snapshot(&self) -> BTreeMap<RelPath, Entry> {
         self.entries.borrow().clone()
