@@ -303,24 +303,35 @@ fn entries(dir: BorrowedFd) -> io::Result<Vec<(String, FileType)>> {
     Ok(out)
 }
 
-/// Call `f` with each entry of an open directory but `.` and `..` (names that are not
-/// UTF-8 skipped), its type read with `fstatat` only where the directory does not say it.
+/// Call `f` with each entry of an open directory as [`listed_entry`] reports it.
 fn each_entry(dir: BorrowedFd, mut f: impl FnMut(&str, FileType)) -> io::Result<()> {
     for entry in rustix::fs::Dir::read_from(dir)? {
         let entry = entry?;
-        let Ok(name) = entry.file_name().to_str() else {
-            continue;
-        };
-        if name == "." || name == ".." {
-            continue;
+        if let Some((name, ft)) = listed_entry(dir, entry.file_name(), entry.file_type())? {
+            f(name, ft);
         }
-        let mut ft = entry.file_type();
-        if ft == FileType::Unknown {
-            ft = kind(&rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?);
-        }
-        f(name, ft);
     }
     Ok(())
+}
+
+/// An entry of directory `dir` as listings report it: `None` for `.`, `..` and names that
+/// are not UTF-8; its type read with `fstatat` only where the directory does not say it.
+pub(super) fn listed_entry<'n>(
+    dir: BorrowedFd,
+    name: &'n std::ffi::CStr,
+    ft: FileType,
+) -> io::Result<Option<(&'n str, FileType)>> {
+    let Ok(name) = name.to_str() else {
+        return Ok(None);
+    };
+    if name == "." || name == ".." {
+        return Ok(None);
+    }
+    if ft == FileType::Unknown {
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        return Ok(Some((name, kind(&st))));
+    }
+    Ok(Some((name, ft)))
 }
 
 /// Copy the entries of `from` into `to`; `rel` is `to`'s path below the copy's top, and

@@ -8,7 +8,7 @@
 //! thirty (measured on ext4 with 20,000 entries: 6.0 ms against 7.8 ms with 32 KiB reads).
 
 use rustix::fd::BorrowedFd;
-use rustix::fs::{AtFlags, FileType};
+use rustix::fs::FileType;
 use std::hash::BuildHasher;
 use std::io;
 use std::mem::MaybeUninit;
@@ -69,21 +69,11 @@ impl Names {
         let mut raw = rustix::fs::RawDir::new(dir, &mut buf);
         while let Some(entry) = raw.next() {
             let entry = entry?;
-            let Ok(name) = entry.file_name().to_str() else {
-                continue;
-            };
-            if name == "." || name == ".." {
-                continue;
+            if let Some((name, ft)) =
+                super::disk::listed_entry(dir, entry.file_name(), entry.file_type())?
+            {
+                names.insert(name, ft);
             }
-            let mut ft = entry.file_type();
-            if ft == FileType::Unknown {
-                ft = super::sandbox::kind(&rustix::fs::statat(
-                    dir,
-                    name,
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?);
-            }
-            names.insert(name, ft);
         }
         Ok(names)
     }
