@@ -420,14 +420,32 @@ fn remove_tree_at(dir: BorrowedFd, name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// A zeroed shared buffer of `len` bytes for its one owner to fill: an exact-size iterator
+/// makes the `Rc` in one allocation of exactly `len` bytes.
+fn new_shared(len: usize) -> std::rc::Rc<[u8]> {
+    std::iter::repeat_n(0u8, len).collect()
+}
+
+/// The pieces one after another in one shared buffer, copied once (`concat` and then
+/// `Rc::from` would copy a 15 MB registry twice, into two fresh buffers).
+pub fn joined(pieces: &[&[u8]]) -> std::rc::Rc<[u8]> {
+    let mut buf = new_shared(pieces.iter().map(|p| p.len()).sum());
+    let slot = std::rc::Rc::get_mut(&mut buf).expect("a new buffer has one owner");
+    let mut at = 0;
+    for p in pieces {
+        slot[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    buf
+}
+
 /// Read the rest of an open file of `size` bytes (its length when opened) into shared
 /// memory, in one allocation and one copy: a 15 MB registry read into a `Vec` and then
 /// moved into an `Rc<[u8]>` would be copied (and its pages faulted in) twice. The caller
 /// refuses sizes too large to hold first.
 pub fn read_shared(mut file: File, size: u64) -> io::Result<std::rc::Rc<[u8]>> {
     let size = usize::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-    // An exact-size iterator makes the `Rc` in one allocation of exactly `size` bytes.
-    let mut buf: std::rc::Rc<[u8]> = std::iter::repeat_n(0u8, size).collect();
+    let mut buf = new_shared(size);
     let slot = std::rc::Rc::get_mut(&mut buf).expect("a new buffer has one owner");
     let mut filled = 0;
     while filled < slot.len() {

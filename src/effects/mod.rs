@@ -168,21 +168,6 @@ fn crash_timer() {
     });
 }
 
-/// The pieces one after another in one shared buffer, copied once (`concat` and then
-/// `Rc::from` would copy a 15 MB registry twice, into two fresh buffers).
-fn joined(pieces: &[&[u8]]) -> Rc<[u8]> {
-    let total = pieces.iter().map(|p| p.len()).sum();
-    // An exact-size iterator makes the `Rc` in one allocation of exactly `total` bytes.
-    let mut buf: Rc<[u8]> = std::iter::repeat_n(0u8, total).collect();
-    let slot = Rc::get_mut(&mut buf).expect("a new buffer has one owner");
-    let mut at = 0;
-    for p in pieces {
-        slot[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
-    }
-    buf
-}
-
 impl Effect<'_> {
     /// What the effect is, without its content: the journal's `intent`, and what a
     /// resumed run compares its effects with (content such as a registry's timestamps
@@ -1283,7 +1268,7 @@ impl Workspace {
             self.overlay.set(
                 rel,
                 Entry::File {
-                    content: Content::Bytes(joined(pieces)),
+                    content: Content::Bytes(disk::joined(pieces)),
                     mtime: SystemTime::now(),
                 },
             );
@@ -1812,11 +1797,8 @@ pub struct StoreWriter<'a> {
 }
 
 impl StoreWriter<'_> {
-    pub fn write(&self, rel: &RelPath, bytes: &[u8]) -> Result<Option<RelPath>> {
-        self.ws.write(rel, bytes)
-    }
-
-    /// [`StoreWriter::write`] of pieces joined, without joining them first.
+    /// Write `rel` atomically (its old content to the trash) as the pieces joined, without
+    /// joining them first.
     pub fn write_pieces(&self, rel: &RelPath, pieces: &[&[u8]]) -> Result<Option<RelPath>> {
         self.ws.write_pieces(rel, pieces)
     }
