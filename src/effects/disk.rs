@@ -51,6 +51,20 @@ pub fn start_writeback(file: &std::fs::File) {
     }
 }
 
+/// A file at least this big that the run wrote has its writeback started as soon as it is
+/// whole, so the disk works while the run goes on and the fsync at the end of the run only
+/// waits for what is left: a 15 MB registry and its backup took 13 ms of fsync at the end
+/// of a 50,000-version rollback. Smaller files are left to that fsync (one syscall fewer
+/// each, and their write is quick).
+const EARLY_WRITEBACK: u64 = 1 << 20;
+
+/// Start the writeback of `file` now when it is big (see [`EARLY_WRITEBACK`]).
+fn start_writeback_if_big(file: &File, len: u64) {
+    if len >= EARLY_WRITEBACK {
+        start_writeback(file);
+    }
+}
+
 /// fsync a directory given by an `O_PATH` handle (fsync needs a readable descriptor).
 pub fn sync_dir(dir: BorrowedFd) -> io::Result<()> {
     let fd = rustix::fs::openat(
@@ -89,6 +103,8 @@ pub fn atomic_write(
         }
         if sync {
             file.sync_all()?;
+        } else {
+            start_writeback_if_big(&file, pieces.iter().map(|p| p.len() as u64).sum());
         }
         // The new file's inode (and size and time, which a copy of the workspace keeps) tell,
         // after a crash, whether this rename happened.
@@ -200,7 +216,8 @@ fn copy_file_at(src_dir: BorrowedFd, src: &str, dst_dir: BorrowedFd, dst: &str) 
     let st = rustix::fs::fstat(&from)?;
     let mut to = create_excl(dst_dir, dst, 0o600)?;
     let copied = (|| {
-        io::copy(&mut from, &mut to)?;
+        let len = io::copy(&mut from, &mut to)?;
+        start_writeback_if_big(&to, len);
         rustix::fs::fchmod(&to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
         let times = Timestamps {
             last_access: rustix::fs::Timespec {
