@@ -180,7 +180,9 @@ impl Names {
             let hash = self.hasher.hash_one(near);
             let s = Slot(self.slots[hash as usize & mask]);
             if s.0 != 0 && s.tag_matches(hash) {
-                prefetch_line(self.text[s.at()..].as_ptr());
+                // Pointer arithmetic, not `&text[at..]`: slicing a `str` reads the byte at
+                // `at` (a char-boundary check), which is the very miss this is to avoid.
+                prefetch_line(self.text.as_ptr().wrapping_add(s.at()));
             }
         }
     }

@@ -105,6 +105,12 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Registry> {
 /// [`parse`] of a file's bytes as read: the entries keep ranges of them as their text
 /// instead of a copy each (at 10,000 versions, 3 MB and 10,000 allocations fewer).
 pub fn parse_shared(path: &str, bytes: Rc<[u8]>) -> Result<Registry> {
+    parse_shared_with(path, bytes, true)
+}
+
+/// [`parse_shared`], with or without the one-pass scan (`scan`), so that a test can hold
+/// the scan to the same result as the way without it.
+fn parse_shared_with(path: &str, bytes: Rc<[u8]>, scan: bool) -> Result<Registry> {
     let parse_error = |e: serde_json::Error| Error::Parse {
         path: path.to_string(),
         format: "JSON",
@@ -138,8 +144,6 @@ pub fn parse_shared(path: &str, bytes: Rc<[u8]>) -> Result<Registry> {
         // SAFETY: `str` has the layout of `[u8]`, and these bytes were just found UTF-8.
         unsafe { Rc::from_raw(Rc::into_raw(bytes.clone()) as *const str) }
     });
-    let split = file.as_deref().and_then(split_entries);
-    let fast = split.is_some();
     let entry_error = |i: usize, m: String| {
         Error::registry(
             path,
@@ -149,6 +153,29 @@ pub fn parse_shared(path: &str, bytes: Rc<[u8]>) -> Result<Registry> {
             ),
         )
     };
+    // The common case: one pass splits the array, checks its syntax and finds each entry's
+    // fields (see `scan`); a file it is not sure of is read the way below.
+    if let Some((file, scanned)) = file
+        .as_ref()
+        .filter(|_| scan)
+        .and_then(|f| Some((f, super::scan::entries(f)?)))
+    {
+        let entries = scanned
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Entry::from_scanned(file, e)
+                    .map(Rc::new)
+                    .map_err(|m| (i, m))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|(i, m)| entry_error(i, m))?;
+        let reg = Registry { entries };
+        reg.validate(path)?;
+        return Ok(reg);
+    }
+    let split = file.as_deref().and_then(split_entries);
+    let fast = split.is_some();
     let read = match (&file, split) {
         (Some(file), Some(ranges)) => ranges
             .into_iter()
@@ -417,6 +444,66 @@ mod tests {
     }
 
     #[test]
+    fn the_scan_reads_unusual_files_as_the_way_without_it() {
+        let entry = |extra: &str| {
+            format!(
+                r#"{{"name": "m", "version": "v1", "model_path": "a.json", "is_production": true, "status": "production"{extra}}}"#
+            )
+        };
+        let read = |text: &str, scan: bool| match parse_shared_with(
+            "r.json",
+            Rc::from(text.as_bytes()),
+            scan,
+        ) {
+            Ok(reg) => Ok(reg
+                .entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{:?} {}",
+                        (
+                            &e.name,
+                            &e.version,
+                            &e.model_path,
+                            e.is_production,
+                            e.status,
+                            e.promoted_at
+                        ),
+                        e.raw()
+                    )
+                })
+                .collect::<Vec<_>>()),
+            Err(e) => Err(e.to_string()),
+        };
+        for extra in [
+            "",
+            r#", "promoted_at": null"#,
+            r#", "promoted_at": "2026-01-01T00:00:00+02:00""#,
+            r#", "promoted_at": 3"#,
+            r#", "x": {"name": [1, 2.5e-3, -0, true, false, null, {}], "y": []}"#,
+            r#", "x": 1, "x": 2"#,
+            r#", "name": "n""#,
+            r#", "status": null"#,
+            r#", "promoted_at": "not a time""#,
+            r#", "x": "café ✓""#,
+            r#", "x": "esc"aped""#,
+        ] {
+            let text = format!(
+                "[\n  {},\n  {}\n]\n",
+                entry(extra),
+                entry(extra)
+                    .replace("v1", "v2")
+                    .replace("true", "false")
+                    .replace("production\"", "archived\"")
+            );
+            let scanned = read(&text, true);
+            assert_eq!(scanned, read(&text, false), "{text}");
+        }
+        // A plain file takes the scan (the fallback would read it the same, only slower).
+        assert!(super::super::scan::entries(&big_registry(3, None)).is_some());
+    }
+
+    #[test]
     fn escaped_strings_are_decoded_and_plain_ones_read_as_they_are() {
         let text = r#"[{"name": "m", "version": "v\u0031", "model_path": "models/a \"b\".json", "is_production": true, "status": "production"}]"#;
         let reg = parse("r.json", text.as_bytes()).unwrap();
@@ -528,6 +615,27 @@ mod fuzz {
                     prop_assert!(crate::registry::is_plain_name(&e.version));
                 }
             }
+        }
+
+        /// The one-pass scan reads every file, valid or broken, exactly as the way without
+        /// it: the same entries (fields and text) or the same error message.
+        #[test]
+        fn the_scan_agrees_with_the_way_without_it(at in 0usize..VALID.len(), cut in 0usize..40, insert in "[\\[\\]{}\",:0-9a-z*/.\\\\ \n\t+eE-]{0,12}", times in 1usize..4) {
+            let mut text = VALID.to_string();
+            let (at, end) = (at.min(text.len()), (at + cut).min(text.len()));
+            if !text.is_char_boundary(at) || !text.is_char_boundary(end) {
+                return Ok(());
+            }
+            text.replace_range(at..end, &insert.repeat(times));
+            let read = |scan: bool| match parse_shared_with("r.json", Rc::from(text.as_bytes()), scan) {
+                Ok(reg) => Ok(reg
+                    .entries
+                    .iter()
+                    .map(|e| format!("{}|{}|{}|{}|{:?}|{:?}|{}", e.name, e.version, e.model_path, e.is_production, e.status, e.promoted_at, e.raw()))
+                    .collect::<Vec<_>>()),
+                Err(e) => Err(e.to_string()),
+            };
+            prop_assert_eq!(read(true), read(false), "{}", text);
         }
 
         #[test]

@@ -22,6 +22,7 @@
 
 mod json_store;
 mod mlflow_store;
+mod scan;
 mod store;
 
 pub use json_store::{parse as parse_json_registry, render as render_json_registry, JsonFileStore};
@@ -99,7 +100,7 @@ pub struct Entry {
 /// is borrowed as its JSON text and looked at only as far as the rules need, so a
 /// 10,000-entry registry is read without an allocation per field.
 #[derive(serde::Deserialize)]
-struct Fields<'a> {
+struct SerdeFields<'a> {
     #[serde(borrow)]
     name: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -114,9 +115,21 @@ struct Fields<'a> {
     promoted_at: Option<&'a RawValue>,
 }
 
+/// The raw JSON text of each field the rules read, `None` when the entry does not have it
+/// or has `null` (as serde reads an `Option`): from serde_json ([`SerdeFields`]) or from
+/// the one-pass scan of a whole file ([`scan::entries`], in [`scan::FIELDS`]'s order).
+struct Fields<'a> {
+    name: Option<&'a str>,
+    version: Option<&'a str>,
+    model_path: Option<&'a str>,
+    is_production: Option<&'a str>,
+    status: Option<&'a str>,
+    promoted_at: Option<&'a str>,
+}
+
 /// A field's value when it is a JSON string (escapes decoded), else `None`.
-fn as_string(v: Option<&RawValue>) -> Option<std::borrow::Cow<'_, str>> {
-    let text = v?.get();
+fn as_string(v: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
+    let text = v?;
     if !text.starts_with('"') {
         return None;
     }
@@ -183,7 +196,7 @@ impl Head {
     /// says the text is known to nest no deeper than serde_json's limit (an element of a
     /// whole file's array, which the split or the full parse limited already).
     fn read(raw: &str, nested_ok: bool) -> std::result::Result<Head, String> {
-        let f: Fields = serde_json::from_str(raw).map_err(|e| {
+        let f: SerdeFields = serde_json::from_str(raw).map_err(|e| {
             if e.is_syntax() || e.to_string().contains("recursion") {
                 format!(
                     "cannot be read: {}",
@@ -205,9 +218,21 @@ impl Head {
                 "cannot be read: it nests more than {MAX_NESTING} levels deep"
             ));
         }
+        Head::from_fields(Fields {
+            name: f.name.map(RawValue::get),
+            version: f.version.map(RawValue::get),
+            model_path: f.model_path.map(RawValue::get),
+            is_production: f.is_production.map(RawValue::get),
+            status: f.status.map(RawValue::get),
+            promoted_at: f.promoted_at.map(RawValue::get),
+        })
+    }
+
+    /// Check the fields' values against the rules (the entry's text is valid JSON).
+    fn from_fields(f: Fields) -> std::result::Result<Head, String> {
         // Who the entry is, for a message: made only when there is something to say.
         let who = || {
-            let text = |v: Option<&RawValue>| {
+            let text = |v: Option<&str>| {
                 as_string(v)
                     .as_deref()
                     .unwrap_or("?")
@@ -217,7 +242,7 @@ impl Head {
             };
             format!("(`{}` `{}`)", text(f.name), text(f.version))
         };
-        let required = |key: &str, v: Option<&RawValue>| match as_string(v) {
+        let required = |key: &str, v: Option<&str>| match as_string(v) {
             Some(s) if !s.is_empty() => Ok(s.into_owned()),
             _ => Err(format!("{}: `{key}` must be a non-empty string", who())),
         };
@@ -231,7 +256,7 @@ impl Head {
             }
         }
         let model_path = required("model_path", f.model_path)?;
-        let is_production = match f.is_production.map(RawValue::get) {
+        let is_production = match f.is_production {
             Some("true") => true,
             Some("false") => false,
             _ => return Err(format!("{}: `is_production` must be true or false", who())),
@@ -240,10 +265,10 @@ impl Head {
             return Err(format!(
                 "{}: `status` must be one of staging, production, superseded, archived (got {})",
                 who(),
-                f.status.map(RawValue::get).unwrap_or("nothing")
+                f.status.unwrap_or("nothing")
             ));
         };
-        let promoted_at = match f.promoted_at.map(RawValue::get) {
+        let promoted_at = match f.promoted_at {
             None | Some("null") => None,
             Some(text) => match as_string(f.promoted_at) {
                 Some(s) => Some(DateTime::parse_from_rfc3339(&s).map_err(|_| {
@@ -306,6 +331,24 @@ impl Entry {
     ) -> std::result::Result<Entry, String> {
         let head = Head::read(&file[range.clone()], true)?;
         Ok(head.with(Text::Part(file.clone(), range)))
+    }
+
+    /// [`Entry::from_part`] for an entry the one-pass scan found ([`scan::entries`]): its
+    /// text was checked by the scan, and its fields are where the scan says.
+    pub fn from_scanned(
+        file: &Rc<str>,
+        scanned: scan::Scanned,
+    ) -> std::result::Result<Entry, String> {
+        let field = |k: usize| scanned.fields[k].clone().map(|r| &file[r]);
+        let head = Head::from_fields(Fields {
+            name: field(0),
+            version: field(1),
+            model_path: field(2),
+            is_production: field(3),
+            status: field(4),
+            promoted_at: field(5),
+        })?;
+        Ok(head.with(Text::Part(file.clone(), scanned.range)))
     }
 
     /// An entry from a JSON value (a new or changed entry), formatted like the file's own.
