@@ -43,9 +43,14 @@ struct Slot(u64);
 const AT_BITS: u32 = 40;
 const TAG_SHIFT: u32 = 52;
 
+/// A file type as the slot's 4 bits (`st_mode >> 12`; `Unknown` is all ones).
+fn ft_bits(ft: FileType) -> u64 {
+    u64::from((ft.as_raw_mode() >> 12) & 0xf)
+}
+
 impl Slot {
     fn new(at: usize, len: u8, ft: FileType, hash: u64) -> Slot {
-        let ft = u64::from((ft.as_raw_mode() >> 12) & 0xf);
+        let ft = ft_bits(ft);
         Slot(
             (at as u64)
                 | (u64::from(len) << AT_BITS)
@@ -66,8 +71,7 @@ impl Slot {
         self.0 >> TAG_SHIFT == hash >> TAG_SHIFT
     }
     fn with_ft(self, ft: FileType) -> Slot {
-        let ft = u64::from((ft.as_raw_mode() >> 12) & 0xf);
-        Slot((self.0 & !(0xf << 48)) | (ft << 48))
+        Slot((self.0 & !(0xf << 48)) | (ft_bits(ft) << 48))
     }
 }
 
